@@ -1,0 +1,1 @@
+"""Typed request and response models for EvoLink's video API."""
