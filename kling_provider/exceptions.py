@@ -130,6 +130,16 @@ class KlingSubmissionUnknownError(KlingError):
         self.request_summary = request_summary
 
 
+class KlingTimeoutError(KlingError):
+    """A wait reached its deadline while the task was still running (it may still finish)."""
+
+    retryable = True
+
+    def __init__(self, message: str, *, task_id: str, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.task_id = task_id
+
+
 class KlingTaskFailedError(KlingError):
     """The task reached ``failed`` or ``cancelled``; ``retryable`` says whether resubmitting may help."""
 

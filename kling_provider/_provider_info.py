@@ -1,0 +1,47 @@
+"""What ``airflow providers list/hooks`` and the connection form show for this provider.
+
+Kept as data (no imports of hooks or operators) so Airflow can read it without paying for them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kling_provider import __version__
+
+PROVIDER_INFO: dict[str, Any] = {
+    "package-name": "airflow-provider-kling",
+    "name": "Kling (EvoLink)",
+    "description": "Generate videos with Kling 3.0 through EvoLink's unified video API.",
+    "versions": [__version__],
+    "connection-types": [
+        {
+            "connection-type": "kling",
+            "hook-class-name": "kling_provider.hooks.kling.KlingHook",
+            "hook-name": "Kling video (EvoLink)",
+            "ui-field-behaviour": {
+                "hidden-fields": ["schema", "login", "port"],
+                "relabeling": {"host": "API host", "password": "API key"},
+                "placeholders": {
+                    "host": "https://api.evolink.ai",
+                    "password": "sk-...",
+                },
+            },
+            "conn-fields": {
+                "files_host": {
+                    "label": "Files host",
+                    "description": "Base URL of EvoLink's file API, used to upload local images.",
+                    "schema": {"type": ["string", "null"], "default": "https://files-api.evolink.ai"},
+                },
+                "rate_limit_rpm": {
+                    "label": "Requests per minute",
+                    "description": "Request budget per minute for this key in one process (polls and submits).",
+                    "schema": {"type": ["number", "null"], "default": 120},
+                },
+            },
+        }
+    ],
+    "hooks": [
+        {"integration-name": "Kling (EvoLink)", "python-modules": ["kling_provider.hooks.kling"]},
+    ],
+}

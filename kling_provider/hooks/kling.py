@@ -1,0 +1,623 @@
+"""KlingHook: the one place that talks HTTP to EvoLink, sync and async.
+
+Each hook keeps one ``httpx.Client`` and one ``httpx.AsyncClient`` for its lifetime, so a wait of
+many polls reuses one connection pool. Retry rules live in :mod:`kling_provider.hooks.retry`
+and are shared by both clients through a small generator "plan": the plan decides, the
+sync or async driver only performs the sends and sleeps it asks for.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import os
+import time
+from collections.abc import Callable, Generator
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+
+import httpx
+from airflow.sdk.bases.hook import BaseHook
+from pydantic import ValidationError
+
+from kling_provider.exceptions import (
+    KlingError,
+    KlingLinkExpiredError,
+    KlingNotFoundError,
+    KlingRateLimitError,
+    KlingServerError,
+    KlingSubmissionUnknownError,
+    KlingTimeoutError,
+    KlingValidationError,
+)
+from kling_provider.hooks.connection import KlingConnectionSettings
+from kling_provider.hooks.polling import PollPolicy
+from kling_provider.hooks.retry import (
+    Accept,
+    CallKind,
+    Fail,
+    Retry,
+    RetryPolicy,
+    Unknown,
+    decide_on_error,
+    decide_on_response,
+)
+from kling_provider.hooks.storage import VerifiedWriter, destination_uri, resolve_destination
+from kling_provider.models.responses import FileUploadResponse, Task
+
+if TYPE_CHECKING:
+    from airflow.sdk import ObjectStoragePath
+
+T = TypeVar("T")
+
+GENERATIONS_PATH = "/v1/videos/generations"
+TASKS_PATH = "/v1/tasks/"
+UPLOAD_STREAM_PATH = "/api/v1/files/upload/stream"
+MAX_IMAGE_BYTES = 10 * 1024 * 1024
+_DOWNLOAD_CHUNK = 1024 * 1024
+_USER_AGENT = "airflow-provider-kling"
+
+
+class SupportsBody(Protocol):
+    """Any validated request model: it knows its model name and its exact JSON body."""
+
+    @property
+    def model(self) -> str: ...
+
+    def to_body(self) -> dict[str, Any]: ...
+
+
+@dataclass(frozen=True)
+class SavedVideo:
+    """Where a downloaded video now lives, and how big it is."""
+
+    uri: str
+    size: int
+
+
+@dataclass(frozen=True)
+class _Send:
+    method: str
+    url: str
+    json: dict[str, Any] | None = None
+    files: dict[str, Any] | None = None
+    authenticated: bool = True
+
+
+@dataclass(frozen=True)
+class _Sleep:
+    seconds: float
+
+
+_Step = _Send | _Sleep
+
+
+class _Unreadable(ValueError):
+    """A 2xx answer whose body is not what the API documents."""
+
+
+class KlingHook(BaseHook):
+    """Talks to EvoLink's unified video API with the key and hosts of a ``kling`` connection.
+
+    :param kling_conn_id: connection whose password is the API key, host the API base URL
+        (default ``https://api.evolink.ai``) and extra ``files_host`` the file API base URL.
+    :param transport: / :param async_transport: an httpx transport to use instead of the network
+        (the bundled simulator's in-process transports, a corporate proxy transport...).
+    """
+
+    conn_name_attr = "kling_conn_id"
+    default_conn_name = "kling_default"
+    conn_type = "kling"
+    hook_name = "Kling video (EvoLink)"
+
+    def __init__(
+        self,
+        kling_conn_id: str = default_conn_name,
+        *,
+        retry_policy: RetryPolicy | None = None,
+        poll_policy: PollPolicy | None = None,
+        transport: httpx.BaseTransport | None = None,
+        async_transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        super().__init__()
+        self.kling_conn_id = kling_conn_id
+        self.retry_policy = retry_policy or RetryPolicy()
+        self.poll_policy = poll_policy or PollPolicy()
+        self._transport = transport
+        self._async_transport = async_transport
+        self._settings: KlingConnectionSettings | None = None
+        self._client: httpx.Client | None = None
+        self._aclient: httpx.AsyncClient | None = None
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(kling_conn_id={self.kling_conn_id!r})"
+
+    # -- connection -------------------------------------------------------------------------
+
+    @property
+    def settings(self) -> KlingConnectionSettings:
+        """Connection settings, looked up once (synchronously: not for use inside a trigger)."""
+        if self._settings is None:
+            self._settings = self._remember(self.get_connection(self.kling_conn_id))
+        return self._settings
+
+    async def asettings(self) -> KlingConnectionSettings:
+        """Connection settings, looked up once without blocking the event loop."""
+        if self._settings is None:
+            aget = getattr(BaseHook, "aget_connection", None)
+            if aget is not None:
+                conn = await aget(self.kling_conn_id)
+            else:  # Airflow < 3.1 has no async lookup: keep the blocking call off the loop.
+                conn = await asyncio.to_thread(self.get_connection, self.kling_conn_id)
+            self._settings = self._remember(conn)
+        return self._settings
+
+    @staticmethod
+    def _remember(conn: Any) -> KlingConnectionSettings:
+        settings = KlingConnectionSettings.from_connection(conn)
+        _mask(settings.api_key)
+        return settings
+
+    def get_conn(self) -> httpx.Client:
+        return self._sync_client()
+
+    def _sync_client(self) -> httpx.Client:
+        if self._client is None:
+            self._client = httpx.Client(
+                transport=self._transport,
+                timeout=httpx.Timeout(self.settings.timeout, connect=10.0),
+                headers={"User-Agent": _USER_AGENT},
+            )
+        return self._client
+
+    async def _async_client(self) -> httpx.AsyncClient:
+        settings = await self.asettings()
+        if self._aclient is None:
+            self._aclient = httpx.AsyncClient(
+                transport=self._async_transport,
+                timeout=httpx.Timeout(settings.timeout, connect=10.0),
+                headers={"User-Agent": _USER_AGENT},
+                limits=httpx.Limits(max_connections=50, max_keepalive_connections=20),
+            )
+        return self._aclient
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    async def aclose(self) -> None:
+        if self._aclient is not None:
+            await self._aclient.aclose()
+            self._aclient = None
+
+    def __enter__(self) -> KlingHook:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    async def __aenter__(self) -> KlingHook:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    # -- public API: sync -------------------------------------------------------------------
+
+    def submit(self, request: SupportsBody) -> Task:
+        """Create a generation task. Bill-once rules: see :mod:`kling_provider.hooks.retry`."""
+        return self._run(self._submit_plan(request, self.settings))
+
+    def get_task(self, task_id: str) -> Task:
+        """Current state of a task (retried on transient faults; 404 raises KlingNotFoundError)."""
+        return self._run(self._get_task_plan(task_id, self.settings))
+
+    def wait_for_task(
+        self,
+        task_id: str,
+        *,
+        timeout: float | None = None,
+        started_at: float | None = None,
+        on_poll: Callable[[Task], None] | None = None,
+        max_failed_polls: int = 3,
+    ) -> Task:
+        """Block until the task is completed, failed or cancelled, and return it.
+
+        Polls as :class:`PollPolicy` says, from the server's estimate and progress. A poll whose
+        own retries are spent is tolerated ``max_failed_polls - 1`` times in a row. ``timeout``
+        raises :class:`KlingTimeoutError`; the task itself keeps running (and stays paid for).
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        estimate: float | None = None
+        failures = 0
+        while True:
+            try:
+                task = self.get_task(task_id)
+                failures = 0
+            except (KlingServerError, KlingRateLimitError) as err:
+                failures += 1
+                if failures >= max_failed_polls:
+                    raise
+                self.log.warning("Polling task %s failed (%s); will try again", task_id, err)
+                task = None
+            if task is not None:
+                if on_poll is not None:
+                    on_poll(task)
+                if task.is_terminal:
+                    return task
+                estimate = estimate or task.estimated_time
+                started_at = started_at or _plausible_created(task)
+                delay = self.poll_policy.next_delay(task, time.time() - started_at, estimate)
+            else:
+                delay = self.poll_policy.min_interval
+            if deadline is not None:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise KlingTimeoutError(
+                        f"Task {task_id} was still running when the {timeout:g} s wait ended; it may "
+                        "still complete and is billed either way: re-attach to it rather than submit again",
+                        task_id=task_id,
+                    )
+                delay = min(delay, left)
+            time.sleep(delay)
+
+    def upload_image(
+        self,
+        source: bytes | str | os.PathLike[str] | ObjectStoragePath,
+        *,
+        field: str = "image",
+        conn_id: str | None = None,
+    ) -> str:
+        """Check an image against EvoLink's rules, upload it, and return its ``file_url``.
+
+        ``source`` is raw bytes, a local path, or an ``ObjectStoragePath``/URI (``s3://...``,
+        read with ``conn_id``). The check (JPG/PNG by content, <= 10 MB, >= 300 px, aspect
+        1:2.5..2.5:1) runs before anything is sent, and uploads are free, so a retried upload
+        costs nothing.
+        """
+        from kling_provider.models.images import validate_image
+
+        data, name, size = _read_image(source, conn_id)
+        info = validate_image(io.BytesIO(data), size, field)
+        files = {"file": (f"{name}.{'png' if info.format == 'png' else 'jpg'}", data, info.mime_type)}
+        return self._run(
+            _plan(
+                _Send("POST", self.settings.files_base_url + UPLOAD_STREAM_PATH, files=files),
+                self.settings,
+                self.retry_policy,
+                CallKind.IDEMPOTENT,
+                what=f"upload of {field}",
+                parse=_parse_upload,
+                log=self.log,
+            )
+        )
+
+    def download(
+        self,
+        url: str,
+        destination: str | os.PathLike[str] | ObjectStoragePath,
+        *,
+        conn_id: str | None = None,
+        expires_at: str | None = None,
+    ) -> SavedVideo:
+        """Stream a result video to ``destination`` (local path or object storage), atomically.
+
+        Never holds the file in memory; the length is checked against Content-Length and the
+        header against MP4's, before the file appears under its final name. Transient faults
+        restart the download (never the generation). The API key is not sent: result links are
+        pre-signed and may point at another host.
+        """
+        target = resolve_destination(destination, conn_id)
+        client = self._sync_client()
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                with client.stream(
+                    "GET", url, follow_redirects=True, timeout=httpx.Timeout(60.0, connect=10.0)
+                ) as response:
+                    if response.status_code in (403, 404, 410):
+                        response.read()
+                        raise _link_expired(url, response.status_code, expires_at)
+                    if response.status_code != 200:
+                        response.read()
+                        decision = decide_on_response(
+                            CallKind.IDEMPOTENT, response, attempt, self.retry_policy, what="video download"
+                        )
+                        if isinstance(decision, Fail):
+                            raise decision.error
+                        assert isinstance(decision, Retry)
+                        raise _RetryDownload(decision.delay, decision.error)
+                    expected = _content_length(response)
+                    writer = VerifiedWriter(target, expected)
+                    writer.write_all(response.iter_bytes(_DOWNLOAD_CHUNK))
+                    writer.commit()
+                    return SavedVideo(uri=destination_uri(target), size=writer.written)
+            except _RetryDownload as again:
+                delay, error = again.delay, again.error
+            except httpx.TransportError as err:
+                delay, error = (
+                    self.retry_policy.backoff(attempt),
+                    KlingServerError(f"video download interrupted ({type(err).__name__}: {err})"),
+                )
+            except KlingServerError as err:  # incomplete or not an MP4: the part file is gone
+                delay, error = self.retry_policy.backoff(attempt), err
+            if attempt >= self.retry_policy.max_attempts:
+                raise type(error)(f"{error.message} (gave up after {attempt} attempts)") from None
+            self.log.warning("Download attempt %d failed (%s); retrying in %.1f s", attempt, error, delay)
+            time.sleep(delay)
+
+    def test_connection(self) -> tuple[bool, str]:
+        """Check the key against the API without creating (or paying for) anything."""
+        try:
+            self.get_task("task-unified-0-connection-check")
+        except KlingNotFoundError:
+            return True, f"Connected to {self.settings.api_base_url}: the API key was accepted."
+        except KlingError as err:
+            return False, err.message
+        except httpx.HTTPError as err:
+            return False, f"Could not reach {self.settings.api_base_url}: {type(err).__name__}"
+        return True, f"Connected to {self.settings.api_base_url}."
+
+    # -- public API: async ------------------------------------------------------------------
+
+    async def asubmit(self, request: SupportsBody) -> Task:
+        """Async :meth:`submit`, with the same bill-once rules."""
+        return await self._arun(self._submit_plan(request, await self.asettings()))
+
+    async def aget_task(self, task_id: str) -> Task:
+        """Async :meth:`get_task`; reuses one ``AsyncClient`` for the life of the hook."""
+        return await self._arun(self._get_task_plan(task_id, await self.asettings()))
+
+    # -- plans ------------------------------------------------------------------------------
+
+    def _submit_plan(
+        self, request: SupportsBody, settings: KlingConnectionSettings
+    ) -> Generator[_Step, Any, Task]:
+        body = request.to_body()
+        sent_at = time.time()
+
+        def unknown(reason: str) -> KlingError:
+            return _submission_unknown(request.model, body, sent_at, reason)
+
+        return _plan(
+            _Send("POST", settings.api_base_url + GENERATIONS_PATH, json=body),
+            settings,
+            self.retry_policy,
+            CallKind.SUBMIT,
+            what=f"creating a {request.model} task",
+            parse=_parse_task,
+            log=self.log,
+            on_unknown=unknown,
+        )
+
+    def _get_task_plan(self, task_id: str, settings: KlingConnectionSettings) -> Generator[_Step, Any, Task]:
+        if not task_id or "/" in task_id or task_id.strip() != task_id:
+            raise KlingValidationError(f"task_id: not a valid EvoLink task id ({task_id!r})", param="task_id")
+        return _plan(
+            _Send("GET", settings.api_base_url + TASKS_PATH + task_id),
+            settings,
+            self.retry_policy,
+            CallKind.IDEMPOTENT,
+            what=f"querying task {task_id}",
+            parse=_parse_task,
+            log=self.log,
+        )
+
+    # -- drivers ----------------------------------------------------------------------------
+
+    def _run(self, plan: Generator[_Step, Any, T]) -> T:
+        client = self._sync_client()
+        key = self.settings.api_key
+        outcome: Any = None
+        try:
+            step = next(plan)
+            while True:
+                if isinstance(step, _Sleep):
+                    time.sleep(step.seconds)
+                    outcome = None
+                else:
+                    try:
+                        outcome = client.send(_build(client, step, key))
+                    except httpx.TransportError as err:
+                        outcome = err
+                step = plan.send(outcome)
+        except StopIteration as stop:
+            return stop.value
+
+    async def _arun(self, plan: Generator[_Step, Any, T]) -> T:
+        client = await self._async_client()
+        key = (await self.asettings()).api_key
+        outcome: Any = None
+        try:
+            step = next(plan)
+            while True:
+                if isinstance(step, _Sleep):
+                    await asyncio.sleep(step.seconds)
+                    outcome = None
+                else:
+                    try:
+                        outcome = await client.send(_build(client, step, key))
+                    except httpx.TransportError as err:
+                        outcome = err
+                step = plan.send(outcome)
+        except StopIteration as stop:
+            return stop.value
+
+
+class _RetryDownload(Exception):
+    def __init__(self, delay: float, error: KlingError) -> None:
+        super().__init__(error.message)
+        self.delay = delay
+        self.error = error
+
+
+def _build(client: httpx.Client | httpx.AsyncClient, step: _Send, api_key: str) -> httpx.Request:
+    headers = {"Authorization": f"Bearer {api_key}"} if step.authenticated else {}
+    return client.build_request(step.method, step.url, json=step.json, files=step.files, headers=headers)
+
+
+def _plan(
+    send: _Send,
+    settings: KlingConnectionSettings,
+    policy: RetryPolicy,
+    kind: CallKind,
+    *,
+    what: str,
+    parse: Callable[[httpx.Response], T],
+    log: Any,
+    on_unknown: Callable[[str], KlingError] | None = None,
+) -> Generator[_Step, Any, T]:
+    """Send, decide, maybe sleep and send again: the whole retry policy for one call."""
+    attempt = 0
+    while True:
+        attempt += 1
+        outcome = yield send
+        if isinstance(outcome, httpx.TransportError):
+            decision = decide_on_error(kind, outcome, attempt, policy)
+        else:
+            decision = decide_on_response(kind, outcome, attempt, policy, what=what)
+        if isinstance(decision, Accept):
+            try:
+                return parse(outcome)
+            except (ValueError, ValidationError) as err:
+                if kind is CallKind.SUBMIT:
+                    decision = Unknown(f"the answer could not be read ({_short(err)})")
+                else:
+                    decision = Retry(
+                        policy.backoff(attempt),
+                        "unreadable answer",
+                        KlingServerError(f"{what}: EvoLink sent an unreadable answer ({_short(err)})"),
+                    )
+        if isinstance(decision, Unknown):
+            if on_unknown is None:  # pragma: no cover - only submissions are ambiguous
+                raise KlingServerError(f"{what}: {decision.reason}")
+            raise on_unknown(decision.reason)
+        if isinstance(decision, Fail):
+            raise decision.error
+        assert isinstance(decision, Retry)
+        if attempt >= policy.max_attempts:
+            error = decision.error
+            error.message = f"{error.message} (gave up after {attempt} attempts)"
+            error.args = (error.message,)
+            raise error
+        log.warning(
+            "%s: %s; retrying in %.1f s (attempt %d of %d)",
+            what,
+            decision.reason,
+            decision.delay,
+            attempt,
+            policy.max_attempts,
+        )
+        yield _Sleep(decision.delay)
+
+
+def _parse_task(response: httpx.Response) -> Task:
+    try:
+        return Task.model_validate_json(response.content)
+    except ValidationError as err:
+        raise _Unreadable(_short(err)) from None
+
+
+def _parse_upload(response: httpx.Response) -> str:
+    try:
+        parsed = FileUploadResponse.model_validate_json(response.content)
+    except ValidationError as err:
+        raise _Unreadable(_short(err)) from None
+    if not parsed.success or parsed.data is None:
+        raise KlingValidationError(
+            f"image upload refused by EvoLink: {parsed.msg or 'no reason given'}", code=str(parsed.code)
+        )
+    return parsed.data.file_url
+
+
+def _submission_unknown(
+    model: str, body: dict[str, Any], sent_at: float, reason: str
+) -> KlingSubmissionUnknownError:
+    when = datetime.fromtimestamp(sent_at, tz=timezone.utc).isoformat(timespec="seconds")
+    summary = _summarise(body)
+    return KlingSubmissionUnknownError(
+        f"The request to create a {model} task (sent {when}; {summary}) may or may not have created a "
+        f"task: {reason}. It was not retried, because EvoLink has no idempotency key and a second "
+        "request could be billed twice. Look for a task created around that time in the EvoLink "
+        "console: if there is one, use its id instead of submitting again; if not, clear this task to "
+        "submit again.",
+        model=model,
+        sent_at=sent_at,
+        request_summary=summary,
+    )
+
+
+def _summarise(body: dict[str, Any]) -> str:
+    parts = []
+    prompt = body.get("prompt")
+    if prompt:
+        parts.append(f"prompt {prompt[:60]!r}{'...' if len(prompt) > 60 else ''}")
+    for key in ("duration", "quality", "aspect_ratio", "sound"):
+        if key in body:
+            parts.append(f"{key}={body[key]}")
+    return ", ".join(parts) or "no prompt"
+
+
+def _link_expired(url: str, status: int, expires_at: str | None) -> KlingLinkExpiredError:
+    host = httpx.URL(url).host
+    when = f" (it expired at {expires_at})" if expires_at else ""
+    return KlingLinkExpiredError(
+        f"The result link on {host} no longer serves the video: HTTP {status}{when}. EvoLink keeps "
+        "result links for 24 hours; the generation itself is not resubmitted. Re-query the task in "
+        "case it returns a fresh link, or generate again.",
+        status_code=status,
+    )
+
+
+def _content_length(response: httpx.Response) -> int | None:
+    raw = response.headers.get("content-length")
+    if raw is None or "content-encoding" in response.headers:
+        return None
+    try:
+        return int(raw)
+    except ValueError:
+        return None
+
+
+def _read_image(source: Any, conn_id: str | None) -> tuple[bytes, str, int]:
+    """Read at most 10 MB + 1 byte (enough to reject larger files), plus the true size."""
+    limit = MAX_IMAGE_BYTES + 1
+    if isinstance(source, bytes | bytearray | memoryview):
+        data = bytes(source)
+        return data[:limit], "image", len(data)
+    path = resolve_destination(source, conn_id)
+    try:
+        with path.open("rb") as handle:
+            data = handle.read(limit)
+        size = path.stat().st_size
+    except FileNotFoundError as err:
+        raise KlingValidationError(f"image: file not found: {source}", param="image") from err
+    name = os.path.splitext(path.name)[0] or "image"
+    return data, name, int(size) if size is not None else len(data)
+
+
+def _plausible_created(task: Task) -> float:
+    now = time.time()
+    if task.created and 0 <= now - task.created < 86400:
+        return float(task.created)
+    return now
+
+
+def _short(err: BaseException) -> str:
+    text = " ".join(str(err).split())
+    return text[:200]
+
+
+def _mask(secret: str) -> None:
+    """Register the key with Airflow's secrets masker so no log line can show it."""
+    try:
+        from airflow.sdk.log import mask_secret
+    except ImportError:  # pragma: no cover - Airflow 3.0
+        try:
+            from airflow.sdk.execution_time.secrets_masker import mask_secret  # type: ignore[no-redef]
+        except ImportError:
+            return
+    mask_secret(secret)

@@ -1,0 +1,51 @@
+"""How long to wait before asking about a task again.
+
+Every status query counts against a per-account rate limit, so polling follows what the server
+says instead of a fixed short interval: ``task_info.estimated_time`` gives the expected length
+at creation, and ``progress`` (0-100) lets the client predict completion from the rate seen so
+far. The client sleeps until just after the predicted end, re-checks once half-way through long
+waits (estimates drift), and polls at a short tail interval once the task is overdue.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from kling_provider.models.responses import Task
+
+
+@dataclass(frozen=True)
+class PollPolicy:
+    """Bounds for server-guided polling; all in seconds."""
+
+    min_interval: float = 2.0
+    max_interval: float = 120.0
+    #: Used when the server gave no ``estimated_time``.
+    default_estimate: float = 180.0
+    #: Interval once a task is past its predicted end, as a fraction of the estimate (bounded).
+    tail_fraction: float = 0.04
+    max_tail_interval: float = 8.0
+    #: Waits longer than this are split so a drifting estimate is corrected once.
+    recheck_after: float = 45.0
+    #: Sleep this much past the predicted end, so the first look usually finds it done.
+    margin: float = 1.0
+
+    def predicted_remaining(self, task: Task, elapsed: float, estimate: float | None) -> float:
+        """Seconds until completion, from progress when there is some, else from the estimate."""
+        progress = task.progress
+        if 2 <= progress < 100 and elapsed > 0:
+            return elapsed * (100 - progress) / progress
+        total = estimate or task.estimated_time or self.default_estimate
+        return total - elapsed
+
+    def next_delay(self, task: Task, elapsed: float, estimate: float | None = None) -> float:
+        """Delay before the next query of ``task``, ``elapsed`` seconds after it was created."""
+        total = estimate or task.estimated_time or self.default_estimate
+        tail = min(self.max_tail_interval, max(self.min_interval, total * self.tail_fraction))
+        remaining = self.predicted_remaining(task, elapsed, estimate)
+        if remaining <= 0:
+            return tail
+        delay = remaining + self.margin
+        if delay > self.recheck_after:
+            delay = max(self.recheck_after, remaining * 0.6)
+        return max(self.min_interval, min(self.max_interval, delay))

@@ -1,0 +1,133 @@
+"""Write a downloaded video so that the final path only ever holds a complete, checked file.
+
+The bytes go to a hidden sibling first (``.<name>.part-<random>``), are counted against the
+expected length and checked for an MP4 header, and only then are moved to the final name: an
+``os.replace`` on local disks, a rename (copy + delete) on object stores. A crash at any point
+leaves at most a hidden part file, never a truncated video under the name downstream tasks read.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+from kling_provider.exceptions import KlingServerError
+
+if TYPE_CHECKING:
+    from airflow.sdk import ObjectStoragePath
+
+_CHUNK = 1024 * 1024
+
+
+class _Writable(Protocol):
+    def write(self, data: bytes, /) -> Any: ...
+
+
+def is_mp4_header(head: bytes) -> bool:
+    """ISO base media files start with a box whose type is ``ftyp`` (ISO/IEC 14496-12, 4.3)."""
+    return len(head) >= 8 and head[4:8] == b"ftyp"
+
+
+def resolve_destination(
+    destination: str | os.PathLike[str] | ObjectStoragePath, conn_id: str | None = None
+) -> Any:
+    """A local ``Path`` for plain paths and ``file://`` URIs, an ``ObjectStoragePath`` for the rest."""
+    if isinstance(destination, os.PathLike) and not hasattr(destination, "protocol"):
+        return Path(destination)
+    text = str(destination)
+    if text.startswith("file://"):
+        return Path(text[len("file://") :])
+    if "://" not in text:
+        return Path(text)
+    if hasattr(destination, "protocol"):
+        return destination
+    from airflow.sdk import ObjectStoragePath
+
+    return ObjectStoragePath(text, conn_id=conn_id)
+
+
+def destination_uri(destination: Any) -> str:
+    if isinstance(destination, Path):
+        return destination.resolve().as_uri()
+    return str(destination)
+
+
+class VerifiedWriter:
+    """Stream chunks to a part file; :meth:`commit` checks them and moves them into place."""
+
+    def __init__(self, destination: Any, expected_size: int | None) -> None:
+        self.destination = destination
+        self.expected_size = expected_size
+        self.part = destination.with_name(f".{destination.name}.part-{uuid.uuid4().hex[:12]}")
+        self.written = 0
+        self._head = b""
+
+    def write_all(self, chunks: Iterable[bytes]) -> int:
+        self.destination.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            with self.part.open("wb") as handle:
+                self._copy(chunks, handle)
+                if hasattr(handle, "flush"):
+                    handle.flush()
+                if isinstance(self.destination, Path):
+                    os.fsync(handle.fileno())
+        except BaseException:
+            self.discard()
+            raise
+        return self.written
+
+    def _copy(self, chunks: Iterable[bytes], handle: _Writable) -> None:
+        for chunk in chunks:
+            if not chunk:
+                continue
+            if len(self._head) < 16:
+                self._head += chunk[: 16 - len(self._head)]
+            handle.write(chunk)
+            self.written += len(chunk)
+            if self.expected_size is not None and self.written > self.expected_size:
+                raise KlingServerError(
+                    f"download sent more than the announced {self.expected_size} bytes; discarded"
+                )
+
+    def commit(self) -> None:
+        """Verify, then publish atomically; on a failed check the part file is removed."""
+        try:
+            if self.expected_size is not None and self.written != self.expected_size:
+                raise KlingServerError(
+                    f"download incomplete: got {self.written} of {self.expected_size} bytes"
+                )
+            if not is_mp4_header(self._head):
+                raise KlingServerError(
+                    f"downloaded file is not an MP4 video (no 'ftyp' header): starts with {self._head[:16]!r}"
+                )
+            if isinstance(self.destination, Path):
+                os.replace(self.part, self.destination)
+                _fsync_dir(self.destination.parent)
+            else:
+                self.part.rename(self.destination)
+        except BaseException:
+            self.discard()
+            raise
+
+    def discard(self) -> None:
+        try:
+            if self.part.exists():
+                self.part.unlink()
+        except OSError:
+            pass
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
