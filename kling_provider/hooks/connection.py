@@ -28,9 +28,7 @@ def _normalise_base_url(raw: str, *, field_name: str, port: int | None = None) -
         raw = f"https://{raw}"
     parts = urlsplit(raw)
     if parts.scheme not in ("https", "http") or not parts.hostname:
-        raise KlingValidationError(
-            f"{field_name}: must be an https:// URL (got {raw[:200]!r})", param=field_name
-        )
+        raise KlingValidationError(f"{field_name}: must be an https:// URL (got {raw[:200]!r})", param=field_name)
     if parts.scheme == "http" and not _is_loopback(parts.hostname):
         raise KlingValidationError(
             f"{field_name}: plain http:// is only allowed for a loopback host such as the bundled "
@@ -69,17 +67,12 @@ class KlingConnectionSettings:
         api_key = (getattr(conn, "password", None) or "").strip()
         if not api_key:
             raise KlingAuthenticationError(
-                f"Connection {conn_id!r} has no API key: put the EvoLink key in the connection's "
-                "password field."
+                f"Connection {conn_id!r} has no API key: put the EvoLink key in the connection's password field."
             )
         extra = _extra_dict(conn)
         port = getattr(conn, "port", None)
-        api_base = _normalise_base_url(
-            getattr(conn, "host", None) or DEFAULT_API_HOST, field_name="host", port=port
-        )
-        files_base = _normalise_base_url(
-            str(extra.get("files_host") or DEFAULT_FILES_HOST), field_name="files_host"
-        )
+        api_base = _normalise_base_url(getattr(conn, "host", None) or DEFAULT_API_HOST, field_name="host", port=port)
+        files_base = _normalise_base_url(str(extra.get("files_host") or DEFAULT_FILES_HOST), field_name="files_host")
         return cls(
             conn_id=conn_id,
             api_base_url=api_base,
@@ -122,7 +115,5 @@ def _positive_float(extra: dict[str, Any], name: str, default: float) -> float:
     except (TypeError, ValueError):
         number = -1.0
     if not number > 0 or number == float("inf"):
-        raise KlingValidationError(
-            f"extra.{name}: must be a positive number (got {value!r})", param=f"extra.{name}"
-        )
+        raise KlingValidationError(f"extra.{name}: must be a positive number (got {value!r})", param=f"extra.{name}")
     return number

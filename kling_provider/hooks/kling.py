@@ -373,9 +373,7 @@ class KlingHook(BaseHook):
 
     # -- plans ------------------------------------------------------------------------------
 
-    def _submit_plan(
-        self, request: SupportsBody, settings: KlingConnectionSettings
-    ) -> Generator[_Step, Any, Task]:
+    def _submit_plan(self, request: SupportsBody, settings: KlingConnectionSettings) -> Generator[_Step, Any, Task]:
         body = request.to_body()
         sent_at = time.time()
 
@@ -533,9 +531,7 @@ def _parse_upload(response: httpx.Response) -> str:
     return parsed.data.file_url
 
 
-def _submission_unknown(
-    model: str, body: dict[str, Any], sent_at: float, reason: str
-) -> KlingSubmissionUnknownError:
+def _submission_unknown(model: str, body: dict[str, Any], sent_at: float, reason: str) -> KlingSubmissionUnknownError:
     when = datetime.fromtimestamp(sent_at, tz=timezone.utc).isoformat(timespec="seconds")
     summary = _summarise(body)
     return KlingSubmissionUnknownError(

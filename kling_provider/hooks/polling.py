@@ -46,6 +46,10 @@ class PollPolicy:
         if remaining <= 0:
             return tail
         delay = remaining + self.margin
+        if elapsed >= total:
+            # Overdue against the estimate: a progress stuck at 99 % must not mean a poll
+            # every couple of seconds.
+            delay = max(delay, tail)
         if delay > self.recheck_after:
             delay = max(self.recheck_after, remaining * 0.6)
         return max(self.min_interval, min(self.max_interval, delay))

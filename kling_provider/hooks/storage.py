@@ -31,9 +31,7 @@ def is_mp4_header(head: bytes) -> bool:
     return len(head) >= 8 and head[4:8] == b"ftyp"
 
 
-def resolve_destination(
-    destination: str | os.PathLike[str] | ObjectStoragePath, conn_id: str | None = None
-) -> Any:
+def resolve_destination(destination: str | os.PathLike[str] | ObjectStoragePath, conn_id: str | None = None) -> Any:
     """A local ``Path`` for plain paths and ``file://`` URIs, an ``ObjectStoragePath`` for the rest."""
     if isinstance(destination, os.PathLike) and not hasattr(destination, "protocol"):
         return Path(destination)
@@ -88,17 +86,13 @@ class VerifiedWriter:
             handle.write(chunk)
             self.written += len(chunk)
             if self.expected_size is not None and self.written > self.expected_size:
-                raise KlingServerError(
-                    f"download sent more than the announced {self.expected_size} bytes; discarded"
-                )
+                raise KlingServerError(f"download sent more than the announced {self.expected_size} bytes; discarded")
 
     def commit(self) -> None:
         """Verify, then publish atomically; on a failed check the part file is removed."""
         try:
             if self.expected_size is not None and self.written != self.expected_size:
-                raise KlingServerError(
-                    f"download incomplete: got {self.written} of {self.expected_size} bytes"
-                )
+                raise KlingServerError(f"download incomplete: got {self.written} of {self.expected_size} bytes")
             if not is_mp4_header(self._head):
                 raise KlingServerError(
                     f"downloaded file is not an MP4 video (no 'ftyp' header): starts with {self._head[:16]!r}"

@@ -1,0 +1,36 @@
+# Every target makes its own virtual environment: a fresh machine needs only python3, pip and make.
+PYTHON ?= python3
+VENV ?= .venv
+AIRFLOW_VERSION ?= 3.3.2
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(AIRFLOW_VERSION)
+
+.PHONY: demo test test-all lint typecheck clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q "apache-airflow==$(AIRFLOW_VERSION)" -e ".[test]"
+	touch $@
+
+## demo: start the bundled simulator and generate a real MP4 with the example DAG (no key needed)
+demo: $(STAMP)
+	$(BIN)/python -m kling_provider.demo
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+## test: lint, type-check and run the test suite (without the slow end-to-end tests)
+test: lint typecheck
+	$(BIN)/pytest -q -m "not slow"
+
+## test-all: everything, including end-to-end runs on a real scheduler + triggerer
+test-all: lint typecheck
+	$(BIN)/pytest -q
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache demo-output build dist *.egg-info
