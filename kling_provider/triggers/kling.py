@@ -1,0 +1,207 @@
+"""KlingTaskTrigger: waits in the triggerer for one EvoLink task to finish.
+
+Serialises only ids and settings (the key stays in the connection), keeps one HTTP client for
+the whole wait, sleeps as the server's estimate and progress suggest, and yields exactly one
+event. Its deadline is an absolute time, so it still holds after the trigger moves to another
+triggerer. ``cleanup()`` never touches the remote task: it runs on every triggerer restart too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from dataclasses import fields
+from datetime import datetime, timezone
+from typing import Any
+
+from airflow.triggers.base import BaseTrigger, TriggerEvent
+
+from kling_provider.exceptions import (
+    KlingError,
+    KlingNotFoundError,
+    KlingRateLimitError,
+    KlingServerError,
+    is_retryable_task_code,
+)
+from kling_provider.hooks.kling import KlingHook
+from kling_provider.hooks.polling import PollPolicy
+from kling_provider.models.responses import Task
+
+#: Event statuses; exactly one is yielded per run.
+COMPLETED, FAILED, CANCELLED, TIMEOUT, EXPIRED, ERROR = (
+    "completed",
+    "failed",
+    "cancelled",
+    "timeout",
+    "expired",
+    "error",
+)
+
+
+class KlingTaskTrigger(BaseTrigger):
+    """Wait for EvoLink task ``task_id`` to reach completed, failed or cancelled.
+
+    :param task_id: the EvoLink task id (``task-unified-...``).
+    :param kling_conn_id: connection to query with; only its id is stored.
+    :param deadline: unix time after which the wait ends with a ``timeout`` event.
+    :param started_at: unix time the task was submitted; anchors progress-based predictions.
+    :param estimated_time: the estimate the server gave at creation, in seconds.
+    :param poll_policy: :class:`PollPolicy` fields to override, as a plain dict.
+    :param max_failed_polls: consecutive polls (each already retried) that may fail before giving up.
+    """
+
+    def __init__(
+        self,
+        task_id: str,
+        kling_conn_id: str = KlingHook.default_conn_name,
+        *,
+        deadline: float | None = None,
+        started_at: float | None = None,
+        estimated_time: float | None = None,
+        poll_policy: dict[str, float] | None = None,
+        max_failed_polls: int = 5,
+    ) -> None:
+        super().__init__()
+        self.task_id = task_id
+        self.kling_conn_id = kling_conn_id
+        self.deadline = deadline
+        self.started_at = started_at
+        self.estimated_time = estimated_time
+        self.poll_policy = dict(poll_policy or {})
+        self.max_failed_polls = max_failed_polls
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        return (
+            f"{type(self).__module__}.{type(self).__qualname__}",
+            {
+                "task_id": self.task_id,
+                "kling_conn_id": self.kling_conn_id,
+                "deadline": self.deadline,
+                "started_at": self.started_at,
+                "estimated_time": self.estimated_time,
+                "poll_policy": self.poll_policy,
+                "max_failed_polls": self.max_failed_polls,
+            },
+        )
+
+    def _policy(self) -> PollPolicy:
+        known = {f.name for f in fields(PollPolicy)}
+        return PollPolicy(**{k: float(v) for k, v in self.poll_policy.items() if k in known})
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        hook = KlingHook(self.kling_conn_id, poll_policy=self._policy())
+        try:
+            event = await self._wait(hook)
+        finally:
+            await hook.aclose()
+        yield TriggerEvent(event)
+
+    async def _wait(self, hook: KlingHook) -> dict[str, Any]:
+        policy = hook.poll_policy
+        started_at = self.started_at or time.time()
+        estimate = self.estimated_time
+        failures = 0
+        last_progress: float | None = None
+        while True:
+            try:
+                task = await hook.aget_task(self.task_id)
+                failures = 0
+            except KlingNotFoundError as err:
+                return self._event(
+                    EXPIRED,
+                    f"Task {self.task_id} is no longer known to EvoLink (expired or deleted): {err.message}",
+                    code="resource_not_found",
+                )
+            except (KlingServerError, KlingRateLimitError) as err:
+                failures += 1
+                if failures >= self.max_failed_polls:
+                    return self._event(
+                        ERROR,
+                        f"Could not poll task {self.task_id} {failures} times in a row: {err.message}. "
+                        "The task may still be running; a retry re-attaches to it.",
+                        retryable=True,
+                    )
+                self.log.warning("Poll of %s failed (%d in a row): %s", self.task_id, failures, err.message)
+                task = None
+            except KlingError as err:  # authentication, permission, configuration
+                return self._event(ERROR, err.message, code=err.code, retryable=False)
+
+            if task is not None:
+                if task.is_terminal:
+                    return self._terminal_event(task)
+                estimate = estimate or task.estimated_time
+                if task.progress != last_progress:
+                    last_progress = task.progress
+                    self._log_progress(task, time.time() - started_at, policy, estimate)
+                delay = policy.next_delay(task, time.time() - started_at, estimate)
+            else:
+                delay = policy.min_interval
+
+            if self.deadline is not None:
+                left = self.deadline - time.time()
+                if left <= 0:
+                    return self._event(
+                        TIMEOUT,
+                        f"Task {self.task_id} was still running at the deadline "
+                        f"({_iso(self.deadline)}); it may still complete and is billed either way.",
+                        retryable=True,
+                    )
+                delay = min(delay, left)
+            await asyncio.sleep(delay)
+
+    def _terminal_event(self, task: Task) -> dict[str, Any]:
+        if task.status.value == COMPLETED:
+            return self._event(COMPLETED, f"Task {task.id} completed", task=task)
+        code = task.error.code if task.error else None
+        reason = (task.error.message if task.error else None) or "no reason given"
+        if task.is_cancelled:
+            return self._event(CANCELLED, f"Task {task.id} was cancelled: {reason}", task=task, code=code)
+        return self._event(
+            FAILED,
+            f"Task {task.id} failed ({code or 'no code'}): {reason}",
+            task=task,
+            code=code,
+            retryable=is_retryable_task_code(code),
+        )
+
+    def _event(
+        self,
+        status: str,
+        message: str,
+        *,
+        task: Task | None = None,
+        code: str | None = None,
+        retryable: bool = False,
+    ) -> dict[str, Any]:
+        return {
+            "status": status,
+            "task_id": self.task_id,
+            "message": message,
+            "error_code": code,
+            "retryable": retryable,
+            "task": task.model_dump(mode="json") if task is not None else None,
+            "observed_at": time.time(),
+        }
+
+    def _log_progress(self, task: Task, elapsed: float, policy: PollPolicy, estimate: float | None) -> None:
+        remaining = max(0.0, policy.predicted_remaining(task, elapsed, estimate))
+        self.log.info(
+            "Task %s: %s, %d%% after %.0f s, about %.0f s to go",
+            task.id,
+            task.status.value,
+            task.progress,
+            elapsed,
+            remaining,
+        )
+
+    async def on_kill(self) -> None:
+        """A user killed the Airflow task. EvoLink documents no cancel endpoint, so say so."""
+        self.log.warning(
+            "EvoLink task %s keeps running (and is billed): the API documents no way to cancel it.",
+            self.task_id,
+        )
+
+
+def _iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, tz=timezone.utc).isoformat(timespec="seconds")
