@@ -1,0 +1,333 @@
+"""The shared base of the Kling operators: one task = one paid-for-once generation.
+
+Shape (after the dbt Cloud operator): validate, submit, remember the remote id, then defer to
+:class:`~kling_provider.triggers.kling.KlingTaskTrigger` (or wait on the worker), and on
+completion save the video and return a small dict for downstream tasks.
+
+Bill-once decisions, all in :meth:`_KlingOperatorBase.execute`:
+
+* Arguments are validated (parse time for literals, before anything is sent for templates) and
+  the budget is checked before images are uploaded or a task is created.
+* The EvoLink task id is stored before waiting (:mod:`kling_provider.operators.state`). A retry
+  looks it up first: still running -> re-attach; completed -> save it, no new task; failed
+  with a transient code -> submit anew; unknown to EvoLink (expired) -> submit anew.
+* A remote failure that the request itself caused (content policy, invalid parameters, image
+  errors, cancellation) raises ``AirflowFailException``: no retry burns more credits on it.
+* A create call whose outcome is unknown is never repeated (``AirflowFailException`` with
+  what to look for in the EvoLink console).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta, timezone
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from airflow.sdk import BaseOperator, conf
+
+from kling_provider.exceptions import (
+    KlingError,
+    KlingNotFoundError,
+    KlingSubmissionUnknownError,
+    KlingTaskFailedError,
+    KlingTimeoutError,
+    KlingValidationError,
+    is_retryable_task_code,
+)
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+    from kling_provider.hooks.kling import KlingHook
+    from kling_provider.models import KlingRequest, Task
+    from kling_provider.pricing import CostEstimate
+
+#: Result links live 24 hours after completion (EvoLink docs).
+LINK_LIFETIME = timedelta(hours=24)
+VIDEO_URL_XCOM_KEY = "kling_video_url"
+_PLACEHOLDER_URL = "https://example.com/placeholder.png"
+_PLACEHOLDER_TEXT = "placeholder"
+
+
+def _is_template(value: Any) -> bool:
+    """A Jinja string or an XComArg: only known once the task runs."""
+    if isinstance(value, str):
+        return "{{" in value or "{%" in value
+    if isinstance(value, Mapping):
+        return any(_is_template(v) for v in value.values())
+    if isinstance(value, list | tuple):
+        return any(_is_template(v) for v in value)
+    return value is not None and not isinstance(value, int | float | bool) and hasattr(value, "resolve")
+
+
+def _is_url(value: Any) -> bool:
+    return isinstance(value, str) and value.split("://", 1)[0].lower() in ("http", "https")
+
+
+class _KlingOperatorBase(BaseOperator):
+    """What the three operators share; subclasses say which request they build."""
+
+    request_class: ClassVar[type[KlingRequest]]
+    #: Operator argument -> how to stand in for it at parse time when it is templated.
+    placeholders: ClassVar[Mapping[str, Any]] = {}
+    #: Arguments holding images that may be local files or object-storage paths.
+    image_fields: ClassVar[Sequence[str]] = ()
+
+    ui_color = "#f3e8ff"
+
+    def __init__(
+        self,
+        *,
+        kling_conn_id: str = "kling_default",
+        model: str | None = None,
+        callback_url: str | None = None,
+        max_credits: float | None = None,
+        deferrable: bool | None = None,
+        timeout: float | timedelta = timedelta(hours=1),
+        image_conn_id: str | None = None,
+        poll_policy: Mapping[str, float] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.kling_conn_id = kling_conn_id
+        self.model = model
+        self.callback_url = callback_url
+        self.max_credits = max_credits
+        if deferrable is None:
+            deferrable = conf.getboolean("operators", "default_deferrable", fallback=True)
+        self.deferrable = deferrable
+        self.timeout = timeout.total_seconds() if isinstance(timeout, timedelta) else float(timeout)
+        if not self.timeout > 0:
+            raise KlingValidationError(f"timeout: must be a positive duration (got {timeout!r})", param="timeout")
+        if max_credits is not None and not (isinstance(max_credits, int | float) and max_credits > 0):
+            raise KlingValidationError(
+                f"max_credits: must be a positive number (got {max_credits!r})", param="max_credits"
+            )
+        self.image_conn_id = image_conn_id
+        self.poll_policy = dict(poll_policy or {})
+
+    # -- subclass hooks ---------------------------------------------------------------------
+
+    def request_arguments(self) -> dict[str, Any]:
+        """The request model's keyword arguments, from this operator's (rendered) attributes."""
+        raise NotImplementedError
+
+    def build_result(self, task: Task, saved_uri: str | None, estimate: CostEstimate) -> dict[str, Any]:
+        raise NotImplementedError
+
+    # -- validation ---------------------------------------------------------------------------
+
+    def _validate_literals(self) -> None:
+        """Parse-time check: templated arguments stand in as harmless placeholders."""
+        kwargs = self.request_arguments()
+        for name, value in list(kwargs.items()):
+            if _is_template(value):
+                kwargs[name] = self.placeholders.get(name, _PLACEHOLDER_TEXT)
+        self._request(kwargs, images_as_placeholders=True)
+
+    def _request(self, kwargs: dict[str, Any], *, images_as_placeholders: bool) -> KlingRequest:
+        kwargs = {k: v for k, v in kwargs.items() if v is not None}
+        if self.model is not None:
+            kwargs["model"] = self.model
+        if images_as_placeholders:
+            for name in self.image_fields:
+                kwargs.update(_placeholder_images(name, kwargs.get(name)))
+        return self.request_class.build(**kwargs)
+
+    # -- execution ----------------------------------------------------------------------------
+
+    def get_hook(self) -> KlingHook:
+        from kling_provider.hooks.kling import KlingHook
+        from kling_provider.hooks.polling import PollPolicy
+
+        return KlingHook(self.kling_conn_id, poll_policy=PollPolicy(**self.poll_policy))
+
+    def execute(self, context: Context) -> Any:
+        from kling_provider.operators.state import RemoteTask, state_store_for
+        from kling_provider.pricing import estimate as estimate_cost
+
+        kwargs = self.request_arguments()
+        request = self._request(kwargs, images_as_placeholders=True)  # every rule, nothing sent yet
+        estimate = estimate_cost(request)
+        self._check_budget(estimate)
+        self.log.info("Kling %s: estimated %s", request.model, estimate.describe())
+
+        hook = self.get_hook()
+        store = state_store_for(context)
+        task = self._resume(hook, store.load())
+        if task is None:
+            kwargs = self._upload_images(hook, kwargs)
+            request = self._request(kwargs, images_as_placeholders=False)
+            task = self._submit(hook, request)
+            store.save(RemoteTask(task.id, time.time(), request.model))
+            self.log.info(
+                "Submitted EvoLink task %s (%s credits reserved, about %s s to go)",
+                task.id,
+                task.usage.credits_reserved if task.usage else "?",
+                task.estimated_time or "?",
+            )
+        if task.is_terminal:
+            return self._finish(context, task, estimate)
+
+        deadline = time.time() + self.timeout
+        if self.deferrable:
+            from kling_provider.triggers.kling import KlingTaskTrigger
+
+            self.defer(
+                trigger=KlingTaskTrigger(
+                    task.id,
+                    self.kling_conn_id,
+                    deadline=deadline,
+                    started_at=float(task.created) if task.created else time.time(),
+                    estimated_time=task.estimated_time,
+                    poll_policy=self.poll_policy,
+                ),
+                method_name="execute_complete",
+                kwargs={"estimate": _estimate_dict(estimate)},
+                # Airflow's own timeout would skip execute_complete; the trigger's deadline comes first.
+                timeout=timedelta(seconds=self.timeout + 120),
+            )
+        try:
+            task = hook.wait_for_task(task.id, timeout=self.timeout, on_poll=self._log_poll)
+        finally:
+            hook.close()
+        return self._finish(context, task, estimate)
+
+    def execute_complete(self, context: Context, event: dict[str, Any], estimate: dict[str, Any] | None = None) -> Any:
+        """Back from the trigger: exactly one event, with the final task when there is one."""
+        from kling_provider.models import Task
+        from kling_provider.pricing import CostEstimate
+
+        status = event.get("status")
+        message = str(event.get("message") or status)
+        if event.get("task"):
+            task = Task.model_validate(event["task"])
+            return self._finish(context, task, CostEstimate(**estimate) if estimate else None, event.get("observed_at"))
+        task_id = str(event.get("task_id"))
+        if status == "timeout":
+            raise KlingTimeoutError(message + " A retry re-attaches to the same task.", task_id=task_id)
+        if status == "expired":
+            raise KlingNotFoundError(message + " A retry submits a new generation.")
+        if event.get("retryable"):
+            raise KlingError(message)
+        from airflow.sdk.exceptions import AirflowFailException
+
+        raise AirflowFailException(message)
+
+    def _log_poll(self, task: Task) -> None:
+        self.log.info("EvoLink task %s: %s, %d%%", task.id, task.status.value, task.progress)
+
+    def _check_budget(self, estimate: CostEstimate) -> None:
+        if self.max_credits is None:
+            return
+        if estimate.credits is None:
+            raise KlingValidationError(
+                f"max_credits: cannot guarantee a budget of {self.max_credits} credits: {estimate.describe()}. "
+                "Remove max_credits to submit anyway.",
+                param="max_credits",
+            )
+        if estimate.credits > self.max_credits:
+            raise KlingValidationError(
+                f"max_credits: the request would cost {estimate.describe()}, more than max_credits="
+                f"{self.max_credits}; nothing was submitted",
+                param="max_credits",
+            )
+
+    def _resume(self, hook: KlingHook, prior: Any) -> Task | None:
+        """The stored task to re-attach to or save, or None to submit a new one."""
+        if prior is None:
+            return None
+        try:
+            task = hook.get_task(prior.task_id)
+        except KlingNotFoundError:
+            self.log.warning("Stored EvoLink task %s is gone (expired); submitting a new one", prior.task_id)
+            return None
+        if task.status.value == "completed":
+            self.log.info("EvoLink task %s already completed on an earlier try: saving it, not resubmitting", task.id)
+            return task
+        if not task.is_terminal:
+            self.log.info("Re-attaching to EvoLink task %s (%s) from an earlier try", task.id, task.status.value)
+            return task
+        code = task.error.code if task.error else None
+        if task.is_cancelled or not is_retryable_task_code(code):
+            return task  # _finish fails it for good: resubmitting would fail (and bill) the same way
+        self.log.warning("EvoLink task %s failed with %s, which may be transient: submitting anew", task.id, code)
+        return None
+
+    def _submit(self, hook: KlingHook, request: KlingRequest) -> Task:
+        from airflow.sdk.exceptions import AirflowFailException
+
+        try:
+            return hook.submit(request)
+        except KlingSubmissionUnknownError as err:
+            raise AirflowFailException(err.message) from None
+        except KlingValidationError as err:
+            raise AirflowFailException(f"EvoLink refused the request: {err.message}") from None
+
+    def _upload_images(self, hook: KlingHook, kwargs: dict[str, Any]) -> dict[str, Any]:
+        """Local files and object-storage paths become EvoLink file URLs (uploads are free)."""
+        out = dict(kwargs)
+        for name in self.image_fields:
+            value = out.get(name)
+            if value is None:
+                continue
+            if isinstance(value, list | tuple):
+                out[name] = [
+                    v if _is_url(v) else hook.upload_image(v, field=f"{name}[{i}]", conn_id=self.image_conn_id)
+                    for i, v in enumerate(value)
+                ]
+            elif not _is_url(value):
+                out[name] = hook.upload_image(value, field=name, conn_id=self.image_conn_id)
+        return out
+
+    def _finish(
+        self, context: Context, task: Task, estimate: CostEstimate | None, observed_at: float | None = None
+    ) -> Any:
+        from airflow.sdk.exceptions import AirflowFailException
+
+        if task.status.value != "completed":
+            code = task.error.code if task.error else None
+            reason = (task.error.message if task.error else None) or "no reason given"
+            err = KlingTaskFailedError(
+                f"EvoLink task {task.id} {'was cancelled' if task.is_cancelled else 'failed'} "
+                f"({code or 'no code'}): {reason}",
+                task_id=task.id,
+                code=code,
+            )
+            if task.is_cancelled or not err.retryable:
+                raise AirflowFailException(err.message + " Change the request before trying again.")
+            raise err
+        if estimate is None:
+            from kling_provider.pricing import estimate as estimate_cost
+
+            estimate = estimate_cost(self._request(self.request_arguments(), images_as_placeholders=True))
+        saved = self.save_output(context, task, observed_at or time.time())
+        result = self.build_result(task, saved, estimate)
+        if result.get("video_url"):
+            context["ti"].xcom_push(key=VIDEO_URL_XCOM_KEY, value=result["video_url"])
+        from kling_provider.operators.state import state_store_for
+
+        state_store_for(context).clear()
+        return result
+
+    def save_output(self, context: Context, task: Task, observed_at: float) -> str | None:
+        return None
+
+
+def _placeholder_images(name: str, value: Any) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if isinstance(value, list | tuple):
+        return {name: [v if _is_url(v) else _PLACEHOLDER_URL for v in value]}
+    return {name: value if _is_url(value) else _PLACEHOLDER_URL}
+
+
+def _estimate_dict(estimate: CostEstimate) -> dict[str, Any]:
+    from dataclasses import asdict
+
+    return asdict(estimate)
+
+
+def _iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, tz=timezone.utc).isoformat(timespec="seconds")

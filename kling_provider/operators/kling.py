@@ -1,0 +1,312 @@
+"""Kling operators for DAGs: text-to-video, image-to-video, and reusable elements.
+
+::
+
+    KlingTextToVideoOperator(
+        task_id="teaser",
+        prompt="A {{ params.product }} spinning on a marble table, studio light",
+        duration=5,
+        output_uri="s3://videos/{{ ds }}/teaser.mp4",
+        output_conn_id="aws_default",
+    )
+
+Each returns a small dict (XCom) for downstream tasks; see :meth:`_VideoOperator.build_result`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from airflow.sdk import BaseOperatorLink
+
+from kling_provider.models import CustomElementRequest, ImageToVideoRequest, TextToVideoRequest
+from kling_provider.operators.base import _PLACEHOLDER_URL, LINK_LIFETIME, VIDEO_URL_XCOM_KEY, _KlingOperatorBase
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+    from kling_provider.models import Task
+    from kling_provider.pricing import CostEstimate
+
+#: Asset alias the video operators report saved videos under, unless told otherwise:
+#: ``schedule=[AssetAlias("kling-videos")]`` runs a DAG on every new video.
+DEFAULT_ASSET_ALIAS = "kling-videos"
+
+
+class KlingVideoLink(BaseOperatorLink):
+    """The "Kling video" button on a task: the generated video, once there is one."""
+
+    name = "Kling video"
+
+    def get_link(self, operator: Any, *, ti_key: Any) -> str:
+        from airflow.sdk.execution_time.xcom import XCom
+
+        value = XCom.get_value(ti_key=ti_key, key=VIDEO_URL_XCOM_KEY)
+        return str(value) if value else ""
+
+
+class _VideoOperator(_KlingOperatorBase):
+    """Text- and image-to-video: prompts, duration, quality, sound, shots, and saving the result."""
+
+    template_fields: Sequence[str] = (
+        "prompt",
+        "negative_prompt",
+        "shots",
+        "callback_url",
+        "output_uri",
+        "output_conn_id",
+    )
+    operator_extra_links = (KlingVideoLink(),)
+
+    def __init__(
+        self,
+        *,
+        prompt: str | None = None,
+        negative_prompt: str | None = None,
+        duration: int = 5,
+        quality: str = "720p",
+        sound: bool = False,
+        multi_shot: bool | None = None,
+        shot_type: str | None = None,
+        shots: Sequence[Any] | None = None,
+        watermark: bool | None = None,
+        output_uri: str | None = None,
+        output_conn_id: str | None = None,
+        asset_alias: str | None = DEFAULT_ASSET_ALIAS,
+        **kwargs: Any,
+    ) -> None:
+        if output_uri is not None and asset_alias:
+            from airflow.sdk import AssetAlias
+
+            outlets = list(kwargs.pop("outlets", None) or [])
+            outlets.append(AssetAlias(name=asset_alias))
+            kwargs["outlets"] = outlets
+        super().__init__(**kwargs)
+        self.prompt = prompt
+        self.negative_prompt = negative_prompt
+        self.duration = duration
+        self.quality = quality
+        self.sound = sound
+        self.multi_shot = multi_shot
+        self.shot_type = shot_type
+        self.shots = list(shots) if isinstance(shots, list | tuple) else shots
+        self.watermark = watermark
+        self.output_uri = output_uri
+        self.output_conn_id = output_conn_id
+        self.asset_alias = asset_alias if output_uri is not None else None
+        self._validate_literals()
+
+    def request_arguments(self) -> dict[str, Any]:
+        multi_shot = self.multi_shot
+        if multi_shot is None:
+            multi_shot = bool(self.shots) or self.shot_type is not None
+        shot_type = self.shot_type
+        if multi_shot and shot_type is None and self.shots:
+            shot_type = "customize"
+        return {
+            "prompt": self.prompt,
+            "negative_prompt": self.negative_prompt,
+            "duration": self.duration,
+            "quality": self.quality,
+            "sound": self.sound,
+            "multi_shot": multi_shot,
+            "shot_type": shot_type,
+            "shots": self.shots or None,
+            "watermark": self.watermark,
+            "callback_url": self.callback_url,
+        }
+
+    def save_output(self, context: Context, task: Task, observed_at: float) -> str | None:
+        expires = _expires_at(task, observed_at)
+        if not task.video_url:
+            from kling_provider.exceptions import KlingServerError
+
+            raise KlingServerError(f"EvoLink task {task.id} completed without a result URL")
+        if not self.output_uri:
+            self.log.warning(
+                "No output_uri: the video is only at %s, and that link expires at %s. Set output_uri to keep it.",
+                task.video_url,
+                expires,
+            )
+            return None
+        hook = self.get_hook()
+        try:
+            saved = hook.download(task.video_url, self.output_uri, conn_id=self.output_conn_id, expires_at=expires)
+        finally:
+            hook.close()
+        self.log.info("Saved %s (%d bytes) from EvoLink task %s", saved.uri, saved.size, task.id)
+        self._emit_asset_event(context, saved.uri, task)
+        return saved.uri
+
+    def _emit_asset_event(self, context: Context, uri: str, task: Task) -> None:
+        if not self.asset_alias:
+            return
+        from airflow.sdk import Asset, AssetAlias
+
+        context["outlet_events"][AssetAlias(name=self.asset_alias)].add(
+            Asset(uri=uri), extra={"kling_task_id": task.id, "model": task.model}
+        )
+
+    def build_result(self, task: Task, saved_uri: str | None, estimate: CostEstimate) -> dict[str, Any]:
+        """The XCom: everything a downstream task needs, JSON-serialisable."""
+        return {
+            "id": task.id,
+            "model": task.model or estimate.model,
+            "status": task.status.value,
+            "video_url": task.video_url,
+            "expires_at": _expires_at(task, time.time()),
+            "output_uri": saved_uri,
+            "duration": self.duration,
+            "quality": self.quality,
+            "sound": self.sound,
+            "credits_reserved": task.usage.credits_reserved if task.usage else None,
+            "estimated_credits": estimate.credits,
+            "estimated_usd": estimate.usd,
+        }
+
+
+class KlingTextToVideoOperator(_VideoOperator):
+    """Generate a video from a prompt (``kling-v3-text-to-video``).
+
+    :param prompt: what to show (<= 2,500 characters; templated). Not used with customised shots.
+    :param aspect_ratio: ``"16:9"``, ``"9:16"`` or ``"1:1"``.
+    :param shots: customised multi-shot: ``[{"prompt": ..., "duration": 3}, ...]`` (1 to 6,
+        durations adding up to ``duration``); implies ``multi_shot=True, shot_type="customize"``.
+    :param output_uri: where to save the MP4: local path or ``s3://``/``gs://``/... (templated).
+    :param max_credits: refuse to submit when the estimate is higher.
+    :param deferrable: wait in the triggerer (default: ``[operators] default_deferrable``).
+    :param timeout: how long to wait for the generation (seconds or timedelta).
+    """
+
+    request_class = TextToVideoRequest
+
+    def __init__(self, *, aspect_ratio: str | None = None, **kwargs: Any) -> None:
+        self.aspect_ratio = aspect_ratio
+        super().__init__(**kwargs)
+
+    def request_arguments(self) -> dict[str, Any]:
+        return {**super().request_arguments(), "aspect_ratio": self.aspect_ratio}
+
+
+class KlingImageToVideoOperator(_VideoOperator):
+    """Animate an image (``kling-v3-image-to-video``), optionally towards an end frame.
+
+    :param image_start: first frame: an https URL, a local path, or an object-storage
+        path/URI (``s3://...``, read with ``image_conn_id``). Non-URLs are checked (JPG/PNG,
+        <= 10 MB, >= 300 px, aspect 1:2.5..2.5:1) and uploaded through EvoLink's file API.
+    :param image_end: last frame, same forms; needs ``image_start``.
+    :param elements: up to 3 element ids (from :class:`KlingCreateElementOperator`), referred
+        to in prompts as ``<<<element_1>>>``...
+    """
+
+    request_class = ImageToVideoRequest
+
+    template_fields: Sequence[str] = (*_VideoOperator.template_fields, "image_start", "image_end", "elements")
+    image_fields: ClassVar[Sequence[str]] = ("image_start", "image_end")
+
+    def __init__(
+        self,
+        *,
+        image_start: Any,
+        image_end: Any = None,
+        elements: Sequence[str] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        self.image_start = image_start
+        self.image_end = image_end
+        self.elements = elements
+        super().__init__(**kwargs)
+
+    placeholders: ClassVar[dict[str, Any]] = {"image_start": _PLACEHOLDER_URL, "image_end": _PLACEHOLDER_URL}
+
+    def request_arguments(self) -> dict[str, Any]:
+        return {
+            **super().request_arguments(),
+            "image_start": self.image_start,
+            "image_end": self.image_end,
+            "elements": self.elements or None,
+        }
+
+
+class KlingCreateElementOperator(_KlingOperatorBase):
+    """Create a reusable element (a character or object) with ``kling-custom-element``.
+
+    Returns ``{"element_id": ..., "id": <task id>, ...}``: pass ``element_id`` to
+    :class:`KlingImageToVideoOperator` ``elements=`` downstream.
+    """
+
+    request_class = CustomElementRequest
+
+    template_fields: Sequence[str] = (
+        "element_name",
+        "element_description",
+        "frontal_image",
+        "refer_images",
+        "refer_video",
+        "callback_url",
+    )
+    image_fields: ClassVar[Sequence[str]] = ("frontal_image", "refer_images")
+    placeholders: ClassVar[dict[str, Any]] = {
+        "frontal_image": _PLACEHOLDER_URL,
+        "refer_images": [_PLACEHOLDER_URL],
+        "refer_video": "https://example.com/placeholder.mp4",
+    }
+
+    def __init__(
+        self,
+        *,
+        element_name: str,
+        element_description: str,
+        frontal_image: Any = None,
+        refer_images: Sequence[Any] | None = None,
+        refer_video: str | None = None,
+        element_voice_id: str | None = None,
+        reference_type: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.element_name = element_name
+        self.element_description = element_description
+        self.frontal_image = frontal_image
+        self.refer_images = list(refer_images) if isinstance(refer_images, list | tuple) else refer_images
+        self.refer_video = refer_video
+        self.element_voice_id = element_voice_id
+        self.reference_type = reference_type
+        self._validate_literals()
+
+    def request_arguments(self) -> dict[str, Any]:
+        return {
+            "element_name": self.element_name,
+            "element_description": self.element_description,
+            "frontal_image": self.frontal_image,
+            "refer_images": self.refer_images or None,
+            "refer_video": self.refer_video,
+            "element_voice_id": self.element_voice_id,
+            "reference_type": self.reference_type,
+            "callback_url": self.callback_url,
+        }
+
+    def build_result(self, task: Task, saved_uri: str | None, estimate: CostEstimate) -> dict[str, Any]:
+        element_id = task.element_id
+        if element_id is None:
+            from kling_provider.exceptions import KlingServerError
+
+            raise KlingServerError(f"EvoLink task {task.id} completed but its result_data holds no element_id")
+        return {
+            "element_id": element_id,
+            "id": task.id,
+            "model": task.model or estimate.model,
+            "status": task.status.value,
+            "element_name": self.element_name,
+            "credits_reserved": task.usage.credits_reserved if task.usage else None,
+        }
+
+
+def _expires_at(task: Task, observed_at: float) -> str:
+    """When the result link stops working: 24 h after completion. The completion time is not
+    reported, so take the earliest it can be: creation time when known (conservative)."""
+    anchor = float(task.created) if task.created else observed_at
+    return datetime.fromtimestamp(anchor, tz=timezone.utc).__add__(LINK_LIFETIME).isoformat(timespec="seconds")

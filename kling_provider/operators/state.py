@@ -1,0 +1,106 @@
+"""Remember which EvoLink task an Airflow task instance paid for, across retries.
+
+XCom is cleared at the start of every try, so it cannot carry the task id to a retry. Airflow
+3.3's ``task_state_store`` can (AIP-103); on Airflow 3.0-3.2 an Airflow Variable named after
+the task instance does the same job (decision: Variables are the only store every 3.x worker
+can write through the Task SDK; the entry is deleted once the video is saved).
+
+The record is written right after the create call returns and before any wait starts. As
+``ResumableJobMixin`` notes, a worker that dies between those two instants cannot be helped:
+no store can be atomic with a remote create.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass
+from typing import Any, Protocol
+
+STATE_KEY = "kling_task"
+
+
+@dataclass(frozen=True)
+class RemoteTask:
+    """What a later try needs to re-attach: the id, and when it was submitted."""
+
+    task_id: str
+    submitted_at: float
+    model: str | None = None
+
+    @classmethod
+    def from_json(cls, value: Any) -> RemoteTask | None:
+        if isinstance(value, str):
+            try:
+                value = json.loads(value)
+            except ValueError:
+                return None
+        if not isinstance(value, dict) or not value.get("task_id"):
+            return None
+        return cls(
+            task_id=str(value["task_id"]),
+            submitted_at=float(value.get("submitted_at") or 0.0),
+            model=value.get("model"),
+        )
+
+
+class TaskStateStore(Protocol):
+    def load(self) -> RemoteTask | None: ...
+
+    def save(self, task: RemoteTask) -> None: ...
+
+    def clear(self) -> None: ...
+
+
+class _AirflowTaskStateStore:
+    """Airflow >= 3.3: ``context["task_state_store"]``, scoped to the task instance."""
+
+    def __init__(self, accessor: Any) -> None:
+        self._accessor = accessor
+
+    def load(self) -> RemoteTask | None:
+        return RemoteTask.from_json(self._accessor.get(STATE_KEY))
+
+    def save(self, task: RemoteTask) -> None:
+        self._accessor.set(STATE_KEY, asdict(task))
+
+    def clear(self) -> None:
+        delete = getattr(self._accessor, "delete", None)
+        if delete is not None:
+            delete(STATE_KEY)
+
+
+class _VariableTaskStateStore:
+    """Airflow < 3.3: one Variable per task instance (dag, run, task, map index)."""
+
+    def __init__(self, context: Any) -> None:
+        ti = context["ti"]
+        scope = f"{ti.dag_id}|{context['run_id']}|{ti.task_id}|{getattr(ti, 'map_index', -1)}"
+        self.key = f"kling_provider.task_state.{hashlib.sha256(scope.encode()).hexdigest()[:32]}"
+
+    def load(self) -> RemoteTask | None:
+        from airflow.sdk import Variable
+
+        return RemoteTask.from_json(Variable.get(self.key, default=None))
+
+    def save(self, task: RemoteTask) -> None:
+        from airflow.sdk import Variable
+
+        Variable.set(self.key, json.dumps(asdict(task)), description="airflow-provider-kling: task being waited on")
+
+    def clear(self) -> None:
+        from airflow.sdk import Variable
+
+        delete = getattr(Variable, "delete", None)
+        if delete is not None:
+            try:
+                delete(self.key)
+            except Exception:
+                return
+
+
+def state_store_for(context: Any) -> TaskStateStore:
+    accessor = context.get("task_state_store") if hasattr(context, "get") else None
+    if accessor is not None:
+        return _AirflowTaskStateStore(accessor)
+    return _VariableTaskStateStore(context)
