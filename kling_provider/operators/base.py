@@ -121,10 +121,27 @@ class _KlingOperatorBase(BaseOperator):
     def _validate_literals(self) -> None:
         """Parse-time check: templated arguments stand in as harmless placeholders."""
         kwargs = self.request_arguments()
+        if _is_template(kwargs.get("shots")):
+            # Shots decide several cross-field rules; with templated shots those wait for execute().
+            kwargs.update(multi_shot=False, shot_type=None, shots=None)
+            kwargs["prompt"] = kwargs.get("prompt") or _PLACEHOLDER_TEXT
         for name, value in list(kwargs.items()):
-            if _is_template(value):
-                kwargs[name] = self.placeholders.get(name, _PLACEHOLDER_TEXT)
-        self._request(kwargs, images_as_placeholders=True)
+            kwargs[name] = self._stand_in(name, value)
+        request = self._request(kwargs, images_as_placeholders=True)
+        if self.max_credits is not None:
+            from kling_provider.pricing import estimate as estimate_cost
+
+            # Price depends only on model, duration, quality and sound: never templates.
+            self._check_budget(estimate_cost(request))
+
+    def _stand_in(self, name: str, value: Any) -> Any:
+        """A value that validates like the rendered one will, for a templated argument."""
+        if not _is_template(value):
+            return value
+        if isinstance(value, list | tuple):  # keep the length: <<<element_N>>> rules count items
+            item_stand_in = str(self.placeholders.get(name + "[]", _PLACEHOLDER_TEXT + "-{i}"))
+            return [item_stand_in.format(i=i) if _is_template(item) else item for i, item in enumerate(value)]
+        return self.placeholders.get(name, _PLACEHOLDER_TEXT)
 
     def _request(self, kwargs: dict[str, Any], *, images_as_placeholders: bool) -> KlingRequest:
         kwargs = {k: v for k, v in kwargs.items() if v is not None}

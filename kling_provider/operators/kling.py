@@ -220,7 +220,12 @@ class KlingImageToVideoOperator(_VideoOperator):
         self.elements = elements
         super().__init__(**kwargs)
 
-    placeholders: ClassVar[dict[str, Any]] = {"image_start": _PLACEHOLDER_URL, "image_end": _PLACEHOLDER_URL}
+    placeholders: ClassVar[dict[str, Any]] = {
+        "image_start": _PLACEHOLDER_URL,
+        "image_end": _PLACEHOLDER_URL,
+        "elements": ["element-1", "element-2", "element-3"],  # an XComArg: count unknown until run time
+        "elements[]": "element-placeholder-{i}",
+    }
 
     def request_arguments(self) -> dict[str, Any]:
         return {
@@ -252,6 +257,7 @@ class KlingCreateElementOperator(_KlingOperatorBase):
     placeholders: ClassVar[dict[str, Any]] = {
         "frontal_image": _PLACEHOLDER_URL,
         "refer_images": [_PLACEHOLDER_URL],
+        "refer_images[]": "https://example.com/placeholder-{i}.png",
         "refer_video": "https://example.com/placeholder.mp4",
     }
 
