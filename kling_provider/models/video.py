@@ -149,8 +149,8 @@ class VideoRequest(KlingRequest):
         kwargs = dict(body)
         if kwargs.get("prompt") == "":
             del kwargs["prompt"]
-        if "sound" in kwargs:
-            kwargs["sound"] = {"on": True, "off": False}.get(kwargs["sound"], kwargs["sound"])
+        if kwargs.get("sound") in ("on", "off") and isinstance(kwargs["sound"], str):
+            kwargs["sound"] = kwargs["sound"] == "on"
         params = kwargs.pop("model_params", None)
         if params is None:
             return kwargs

@@ -1,0 +1,499 @@
+"""Every body the request models can produce is valid against EvoLink's own OpenAPI documents.
+
+The schemas are read from the vendor documents (never copied here): ``shared/evolink-openapi``
+beside the clone, else the copies vendored in ``kling_provider/testing/openapi``. On top of the
+schema, bodies must use only declared keys, carry no nulls, and keep the rules the schema states
+in prose (shot durations add up, ``<<<element_N>>>`` in range), so a body that passes here is
+one EvoLink accepts.
+
+Three generators feed it: a systematic product over the option space, a hypothesis strategy of
+valid arguments, and a hostile one that must end in either a valid body or a
+``KlingValidationError`` naming a field, never any other exception.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import re
+from collections.abc import Iterator
+from functools import cache
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from jsonschema import Draft202012Validator, FormatChecker
+
+from kling_provider.exceptions import KlingValidationError
+from kling_provider.models import (
+    ASPECT_RATIOS,
+    QUALITIES,
+    REQUEST_MODELS,
+    CustomElementRequest,
+    ImageToVideoRequest,
+    KlingRequest,
+    RequestValidationError,
+    TextToVideoRequest,
+)
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED_OPENAPI = Path(__file__).parents[1].parent / "shared" / "evolink-openapi"
+VENDORED_OPENAPI = REPO_ROOT / "kling_provider" / "testing" / "openapi"
+OPENAPI_DIR = SHARED_OPENAPI if SHARED_OPENAPI.is_dir() else VENDORED_OPENAPI
+CREATE_PATH = "/v1/videos/generations"
+BODY_POINTER = "#/paths/~1v1~1videos~1generations/post/requestBody/content/application~1json/schema"
+
+IMG = "https://files-api.evolink.ai/files/a.png"
+IMG2 = "https://files-api.evolink.ai/files/b.jpg"
+VID = "https://files-api.evolink.ai/files/c.mp4"
+HOOK = "https://hooks.example.com/kling?run=1"
+PLACEHOLDER = re.compile(r"<<<element_([0-9]+)>>>")
+
+_formats = FormatChecker()
+
+
+@_formats.checks("uri", raises=ValueError)
+def _is_uri(value: object) -> bool:
+    """jsonschema only checks ``format: uri`` with an optional package; a small local check."""
+    if not isinstance(value, str):
+        return True
+    parts = urlsplit(value)
+    return bool(parts.scheme and parts.netloc) and not any(c.isspace() for c in value)
+
+
+@cache
+def document(model: str) -> dict[str, Any]:
+    loaded: dict[str, Any] = json.loads((OPENAPI_DIR / f"{model}.json").read_text(encoding="utf-8"))
+    return loaded
+
+
+@cache
+def body_validator(model: str) -> Draft202012Validator:
+    """Validate against the document's request-body schema, resolving its ``$ref``s in place."""
+    doc = document(model)
+    schema = {**doc, "$ref": BODY_POINTER}
+    Draft202012Validator.check_schema(schema)
+    return Draft202012Validator(schema, format_checker=_formats)
+
+
+def _resolve(schema: dict[str, Any], doc: dict[str, Any]) -> dict[str, Any]:
+    while "$ref" in schema:
+        node: Any = doc
+        for part in schema["$ref"].lstrip("#/").split("/"):
+            node = node[part.replace("~1", "/").replace("~0", "~")]
+        schema = node
+    return schema
+
+
+def undeclared(value: Any, schema: dict[str, Any], doc: dict[str, Any], path: str = "") -> list[str]:
+    """Keys the schema does not declare, and nulls: the schema allows both, EvoLink may not."""
+    schema = _resolve(schema, doc)
+    found: list[str] = []
+    if value is None:
+        found.append(f"{path or 'body'} is null")
+    elif isinstance(value, dict):
+        properties = schema.get("properties", {})
+        for key, item in value.items():
+            if key not in properties:
+                found.append(f"{path}.{key} is not declared")
+            else:
+                found += undeclared(item, properties[key], doc, f"{path}.{key}")
+    elif isinstance(value, list) and "items" in schema:
+        for i, item in enumerate(value):
+            found += undeclared(item, schema["items"], doc, f"{path}[{i}]")
+    return found
+
+
+def prose_rules(body: dict[str, Any]) -> list[str]:
+    """The rules the schema states in descriptions only."""
+    problems: list[str] = []
+    params = body.get("model_params", {})
+    shots = params.get("multi_prompt")
+    if params.get("multi_shot") and "shot_type" not in params:
+        problems.append("multi_shot without shot_type")
+    if params.get("shot_type") == "customize":
+        if not shots:
+            problems.append("customize without multi_prompt")
+        elif sum(int(s["duration"]) for s in shots) != body.get("duration", 5):
+            problems.append("shot durations do not add up")
+    if shots is not None:
+        if [s["index"] for s in shots] != list(range(1, len(shots) + 1)):
+            problems.append("shot indexes are not 1..n")
+        if any(not s["duration"].isdigit() or int(s["duration"]) < 1 for s in shots):
+            problems.append("shot duration is not a positive integer string")
+    if body["model"] == "kling-v3-text-to-video" and not body.get("prompt") and params.get("shot_type") != "customize":
+        problems.append("text-to-video without a prompt")
+    if "image_end" in body and "image_start" not in body:
+        problems.append("image_end without image_start")
+    elements = len(params.get("element_list", []))
+    texts = [body.get("prompt", ""), body.get("negative_prompt", "")] + [s["prompt"] for s in shots or []]
+    for text in texts:
+        for match in PLACEHOLDER.finditer(text):
+            if not (len(match.group(1)) < 4 and 1 <= int(match.group(1)) <= elements):
+                problems.append(f"{match.group(0)} out of range")
+    if body["model"] == "kling-custom-element":
+        mp = body["model_params"]
+        if mp["reference_type"] == "image_refer" and "element_image_list" not in mp:
+            problems.append("image_refer without element_image_list")
+        if mp["reference_type"] == "video_refer" and "element_video_list" not in mp:
+            problems.append("video_refer without element_video_list")
+        if "element_voice_id" in mp and mp["reference_type"] != "video_refer":
+            problems.append("element_voice_id without video_refer")
+    return problems
+
+
+def assert_vendor_valid(request: KlingRequest) -> dict[str, Any]:
+    body = request.to_body()
+    json.dumps(body, ensure_ascii=False).encode("utf-8")  # what the hook sends must encode
+    errors = [
+        f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in body_validator(request.model).iter_errors(body)
+    ]
+    doc = document(request.model)
+    errors += undeclared(body, _resolve({"$ref": BODY_POINTER}, doc), doc)
+    errors += prose_rules(body)
+    assert not errors, f"{request.model} body rejected: {errors}\n{json.dumps(body)[:2000]}"
+    # The body parses back into the same request.
+    again = type(request).from_body(body)
+    assert again.to_body() == body
+    return body
+
+
+# -- the documents themselves ----------------------------------------------------------------
+
+
+def test_the_documents_describe_these_models() -> None:
+    for model in REQUEST_MODELS:
+        doc = document(model)
+        assert CREATE_PATH in doc["paths"]
+        model_enum = _resolve({"$ref": BODY_POINTER}, doc)["properties"]["model"]["enum"]
+        assert model_enum == [model]
+
+
+@pytest.mark.skipif(not SHARED_OPENAPI.is_dir(), reason="shared/evolink-openapi is not beside the clone")
+def test_vendored_documents_are_identical_to_the_shared_ones() -> None:
+    shared = sorted(p.name for p in SHARED_OPENAPI.glob("*.json"))
+    vendored = sorted(p.name for p in VENDORED_OPENAPI.glob("*.json"))
+    assert shared == vendored
+    for name in shared:
+        assert (SHARED_OPENAPI / name).read_bytes() == (VENDORED_OPENAPI / name).read_bytes(), name
+
+
+def _examples() -> Iterator[tuple[str, str, dict[str, Any]]]:
+    for model in REQUEST_MODELS:
+        content = document(model)["paths"][CREATE_PATH]["post"]["requestBody"]["content"]["application/json"]
+        for name, example in content.get("examples", {}).items():
+            yield model, name, example["value"]
+
+
+EXAMPLES = list(_examples())
+
+
+def test_every_model_has_examples() -> None:
+    assert {model for model, _, _ in EXAMPLES} == set(REQUEST_MODELS)
+
+
+@pytest.mark.parametrize(("model", "name", "example"), EXAMPLES, ids=[f"{m}:{n}" for m, n, _ in EXAMPLES])
+def test_vendor_examples_parse_and_round_trip(model: str, name: str, example: dict[str, Any]) -> None:
+    request = REQUEST_MODELS[model].from_body(example)
+    body = request.to_body()
+    # to_body() adds what the examples leave to defaults: sound is always pinned (it is priced),
+    # and customize text-to-video sends the "prompt" the schema requires (the example omits it).
+    expected = dict(example)
+    if model != "kling-custom-element":
+        expected.setdefault("sound", "off")
+    if model == "kling-v3-text-to-video":
+        expected.setdefault("prompt", "")
+    assert body == expected
+    assert_vendor_valid(request)
+
+
+# -- the option space, systematically ---------------------------------------------------------
+
+
+def _split(total: int, parts: int) -> list[int]:
+    base, extra = divmod(total, parts)
+    return [base + (1 if i < extra else 0) for i in range(parts)]
+
+
+def _multi_shot_modes(duration: int, placeholder: str = "") -> list[dict[str, Any]]:
+    modes: list[dict[str, Any]] = [{}, {"multi_shot": True, "shot_type": "intelligence"}]
+    for count in sorted({1, 2, min(6, duration)}):
+        shots = [(f"Shot {i + 1} {placeholder}".strip(), d) for i, d in enumerate(_split(duration, count))]
+        modes.append({"multi_shot": True, "shot_type": "customize", "shots": shots})
+    return modes
+
+
+def _text_to_video_space() -> Iterator[dict[str, Any]]:
+    for duration, quality, sound, aspect, watermark, callback, negative in itertools.product(
+        (3, 7, 15), QUALITIES, (False, True), (None, *ASPECT_RATIOS), (None, False, True), (None, HOOK), (None, "blur")
+    ):
+        for mode in _multi_shot_modes(duration):
+            kwargs: dict[str, Any] = {"duration": duration, "quality": quality, "sound": sound, **mode}
+            if mode.get("shot_type") != "customize":
+                kwargs["prompt"] = "A lighthouse in a storm"
+            optional = {
+                "aspect_ratio": aspect,
+                "watermark": watermark,
+                "callback_url": callback,
+                "negative_prompt": negative,
+            }
+            kwargs.update({k: v for k, v in optional.items() if v is not None})
+            yield kwargs
+
+
+def _image_to_video_space() -> Iterator[dict[str, Any]]:
+    for duration, quality, sound, watermark, callback, elements, image_end, with_prompt in itertools.product(
+        (3, 15), QUALITIES, (False, True), (None, True), (None, HOOK), (0, 1, 3), (None, IMG2), (False, True)
+    ):
+        placeholder = f"<<<element_{elements}>>>" if elements else ""
+        for mode in _multi_shot_modes(duration, placeholder):
+            kwargs: dict[str, Any] = {
+                "image_start": IMG,
+                "duration": duration,
+                "quality": quality,
+                "sound": sound,
+                **mode,
+            }
+            if with_prompt and mode.get("shot_type") != "customize":
+                kwargs["prompt"] = f"{placeholder} waves at the camera".strip()
+            if elements:
+                kwargs["elements"] = [str(100 + i) for i in range(elements)]
+            optional = {"watermark": watermark, "callback_url": callback, "image_end": image_end}
+            kwargs.update({k: v for k, v in optional.items() if v is not None})
+            yield kwargs
+
+
+def _custom_element_space() -> Iterator[dict[str, Any]]:
+    materials: list[dict[str, Any]] = [
+        {"frontal_image": IMG, "refer_images": [IMG2]},
+        {"frontal_image": IMG, "refer_images": [IMG2, IMG, IMG2]},
+        {"refer_video": VID},
+        {"refer_video": VID, "element_voice_id": "829824295735410756"},
+    ]
+    for material, callback, explicit in itertools.product(materials, (None, HOOK), (False, True)):
+        kwargs: dict[str, Any] = {
+            "element_name": "Hero",
+            "element_description": "A knight in silver armour",
+            **material,
+        }
+        if callback:
+            kwargs["callback_url"] = callback
+        if explicit:
+            kwargs["reference_type"] = "video_refer" if "refer_video" in material else "image_refer"
+        yield kwargs
+
+
+SPACES = {
+    TextToVideoRequest: _text_to_video_space,
+    ImageToVideoRequest: _image_to_video_space,
+    CustomElementRequest: _custom_element_space,
+}
+
+
+@pytest.mark.parametrize("model", list(SPACES), ids=lambda m: m.__name__)
+def test_every_combination_builds_a_valid_body(model: type[KlingRequest]) -> None:
+    bodies = set()
+    for kwargs in SPACES[model]():
+        bodies.add(json.dumps(assert_vendor_valid(model.build(**kwargs)), sort_keys=True))
+    assert len(bodies) >= (8 if model is CustomElementRequest else 500)  # the space really was explored
+
+
+# -- hypothesis: valid arguments ---------------------------------------------------------------
+
+prompt_text = st.text(
+    alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)), min_size=1, max_size=300
+).filter(lambda s: bool(s.strip()) and "<<<" not in s)
+public_callbacks = st.sampled_from(
+    [HOOK, "https://8.8.8.8/cb", "https://[2606:4700::1]:8443/x", "https://a.b.example./"]
+)
+media_urls = st.sampled_from([IMG, IMG2, "http://example.com/x.jpeg", "https://cdn.example.org/a/b.png?sig=1"])
+
+
+@st.composite
+def with_placeholders(draw: st.DrawFn, elements: int, max_chars: int) -> str:
+    text = draw(prompt_text)
+    if elements and draw(st.booleans()):
+        text = f"<<<element_{draw(st.integers(1, elements))}>>> {text}"
+    return text[:max_chars] if text[:max_chars].strip() else "x"
+
+
+@st.composite
+def video_kwargs(draw: st.DrawFn, image: bool) -> dict[str, Any]:
+    duration = draw(st.integers(3, 15))
+    kwargs: dict[str, Any] = {"quality": draw(st.sampled_from(QUALITIES))}
+    if draw(st.booleans()):
+        kwargs["duration"] = duration
+    else:
+        duration = 5
+    elements = 0
+    if image:
+        kwargs["image_start"] = draw(media_urls)
+        if draw(st.booleans()):
+            kwargs["image_end"] = draw(media_urls)
+        elements = draw(st.integers(0, 3))
+        if elements:
+            ids = draw(
+                st.lists(
+                    st.integers(0, 10**18) | st.from_regex(r"\A[A-Za-z0-9_-]{1,64}\Z"),
+                    min_size=elements,
+                    max_size=elements,
+                    unique_by=str,
+                )
+            )
+            kwargs["elements"] = ids
+    mode = draw(st.sampled_from(["single", "intelligence", "customize"]))
+    if mode == "customize":
+        count = draw(st.integers(1, min(6, duration)))
+        cuts = sorted(draw(st.lists(st.integers(1, duration - 1), min_size=count - 1, max_size=count - 1, unique=True)))
+        lengths = [b - a for a, b in zip([0, *cuts], [*cuts, duration], strict=True)]
+        shots = [(draw(with_placeholders(elements, 512)), length) for length in lengths]
+        kwargs.update(multi_shot=True, shot_type="customize", shots=shots)
+    else:
+        if mode == "intelligence":
+            kwargs.update(multi_shot=True, shot_type="intelligence")
+        if not image or draw(st.booleans()):
+            kwargs["prompt"] = draw(with_placeholders(elements, 2500))
+    for key, strategy in {
+        "sound": st.booleans(),
+        "watermark": st.booleans(),
+        "callback_url": public_callbacks,
+        "negative_prompt": with_placeholders(elements, 2500),
+        **({} if image else {"aspect_ratio": st.sampled_from(ASPECT_RATIOS)}),
+    }.items():
+        if draw(st.booleans()):
+            kwargs[key] = draw(strategy)
+    return kwargs
+
+
+@st.composite
+def custom_element_kwargs(draw: st.DrawFn) -> dict[str, Any]:
+    kwargs: dict[str, Any] = {
+        "element_name": draw(prompt_text.map(lambda s: s[:20]).filter(lambda s: bool(s.strip()))),
+        "element_description": draw(prompt_text.map(lambda s: s[:100]).filter(lambda s: bool(s.strip()))),
+    }
+    if draw(st.booleans()):
+        kwargs.update(frontal_image=draw(media_urls), refer_images=draw(st.lists(media_urls, min_size=1, max_size=3)))
+    else:
+        kwargs["refer_video"] = VID
+        if draw(st.booleans()):
+            kwargs["element_voice_id"] = draw(st.from_regex(r"\A[0-9]{1,19}\Z"))
+    if draw(st.booleans()):
+        kwargs["callback_url"] = draw(public_callbacks)
+    return kwargs
+
+
+VALID_KWARGS = {
+    TextToVideoRequest: video_kwargs(image=False),
+    ImageToVideoRequest: video_kwargs(image=True),
+    CustomElementRequest: custom_element_kwargs(),
+}
+
+
+@pytest.mark.parametrize("model", list(VALID_KWARGS), ids=lambda m: m.__name__)
+@settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+@given(data=st.data())
+def test_generated_valid_arguments_build_valid_bodies(model: type[KlingRequest], data: st.DataObject) -> None:
+    kwargs = data.draw(VALID_KWARGS[model])
+    assert_vendor_valid(model.build(**kwargs))
+
+
+# -- hypothesis: hostile arguments -------------------------------------------------------------
+
+INTERNAL_CALLBACKS = [
+    "https://127.0.0.1/",
+    "https://2130706433/",
+    "https://0177.0.0.1/",
+    "https://0x7f.0.0.1/",
+    "https://127.1/",
+    "https://[::ffff:127.0.0.1]/",
+    "https://[::1]/",
+    "https://localhost./",
+    "https://x.localhost/",
+    "https://169.254.169.254/",
+    "https://10.1/",
+    "http://example.com/",
+    "https://user@example.com/",
+]
+
+scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.integers(min_value=-(10**30), max_value=10**30),
+    st.just(5000).map(lambda digits: 10**digits),  # repr() of it raises in Python 3.11+
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.sampled_from([float("nan"), float("inf"), -float("inf"), 5.0, 3, 15, 16, 2, 0, -1]),
+    st.text(max_size=40),
+    st.text(alphabet=st.characters(), max_size=20),  # includes lone surrogates
+    st.sampled_from(["720p", "1080p", "4k", "4K", "on", "off", "16:9", "4:3", "customize", "intelligence", "", " "]),
+    st.sampled_from(["image_refer", "video_refer", "kling-v3-text-to-video", "kling-v3-image-to-video"]),
+    st.sampled_from([*INTERNAL_CALLBACKS, HOOK, IMG, VID, "/tmp/a.png", "file:///etc/passwd"]),
+    st.integers(0, 20).map(lambda n: f"<<<element_{n}>>> does something"),
+    st.sampled_from(["x" * 2501, "é" * 3000, "x" * 100_000, "<<<element_" + "9" * 50 + ">>>"]),
+    st.binary(max_size=10),
+)
+values = st.recursive(
+    scalars,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=8),
+        st.tuples(inner, inner),
+        st.lists(st.tuples(st.text(max_size=20), st.integers(-2, 16)), max_size=8),
+        st.dictionaries(st.sampled_from(["prompt", "duration", "index", "promt", "element_id"]), inner, max_size=4),
+        st.frozensets(st.integers(), max_size=3),
+    ),
+    max_leaves=12,
+)
+
+
+def _hostile_kwargs(model: type[KlingRequest]) -> st.SearchStrategy[dict[str, Any]]:
+    fields = st.sampled_from(list(model.model_fields))
+    strangers = st.sampled_from(["aspect_ratio", "element_list", "model_params", "durtion", "Prompt", "sound_on"])
+    names = st.one_of(fields, fields, fields, strangers)
+    return st.dictionaries(names, values, max_size=4)
+
+
+@pytest.mark.parametrize("model", list(VALID_KWARGS), ids=lambda m: m.__name__)
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(data=st.data())
+def test_hostile_arguments_are_accepted_validly_or_rejected_by_field(
+    model: type[KlingRequest], data: st.DataObject
+) -> None:
+    base = data.draw(VALID_KWARGS[model]) if data.draw(st.booleans()) else {}
+    kwargs = {**base, **data.draw(_hostile_kwargs(model))}
+    try:
+        request = model.build(**kwargs)
+    except KlingValidationError as err:
+        assert isinstance(err, RequestValidationError)
+        assert err.problems and err.param == err.problems[0].path
+        for problem in err.problems:
+            root = re.split(r"[.\[]", problem.path, maxsplit=1)[0]
+            assert root in kwargs or root in model.model_fields, problem
+            assert problem.message
+        assert len(str(err)) < 400 * len(err.problems) + 200
+        return
+    # Anything let through must be something EvoLink accepts.
+    assert_vendor_valid(request)
+
+
+@pytest.mark.parametrize("model", list(VALID_KWARGS), ids=lambda m: m.__name__)
+@settings(max_examples=100, deadline=None)
+@given(
+    body=st.dictionaries(
+        st.sampled_from(["model", "prompt", "duration", "sound", "model_params", "image_start"]), values
+    )
+)
+def test_hostile_vendor_bodies_never_crash_from_body(model: type[KlingRequest], body: dict[str, Any]) -> None:
+    try:
+        request = model.from_body(body)
+    except KlingValidationError:
+        return
+    assert_vendor_valid(request)
+
+
+@pytest.mark.parametrize("duration", [float("nan"), float("inf"), -float("inf"), True, False, 5.0, "5", b"5", 10**400])
+def test_non_integer_durations(duration: object) -> None:
+    with pytest.raises(KlingValidationError, match="duration: must be an integer"):
+        TextToVideoRequest.build(prompt="x", duration=duration)

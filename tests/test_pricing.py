@@ -1,0 +1,94 @@
+"""The published Kling 3.0 price table, and "unknown" where nothing is published."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from kling_provider.models import CustomElementRequest, ImageToVideoRequest, KlingRequest, TextToVideoRequest
+from kling_provider.pricing import MIN_BILLED_SECONDS, CostEstimate, billable_seconds, estimate, rate_for
+
+IMG = "https://files-api.evolink.ai/files/a.png"
+
+
+# quality, sound, credits/s, $/s, multiplier: the product page's table, value for value.
+TABLE = [
+    ("720p", False, 5.4, 0.075, 1.0),
+    ("720p", True, 8.1, 0.1125, 1.5),
+    ("1080p", False, 7.1982, 0.100, 1.333),
+    ("1080p", True, 10.8, 0.150, 2.0),
+]
+
+
+@pytest.mark.parametrize("model", [TextToVideoRequest, ImageToVideoRequest])
+@pytest.mark.parametrize(("quality", "sound", "credits", "usd", "multiplier"), TABLE)
+@pytest.mark.parametrize("duration", [3, 5, 10, 15])
+def test_price_table(
+    model: type[KlingRequest], quality: str, sound: bool, credits: float, usd: float, multiplier: float, duration: int
+) -> None:
+    kwargs = {"prompt": "x"} if model is TextToVideoRequest else {"image_start": IMG}
+    cost = estimate(model.build(**kwargs, quality=quality, sound=sound, duration=duration))
+    assert cost.known
+    assert cost.billable_seconds == duration
+    assert cost.multiplier == multiplier
+    assert cost.credits == pytest.approx(credits * duration, abs=1e-9)
+    assert cost.usd == pytest.approx(usd * duration, abs=1e-9)
+    assert round(cost.credits, 4) == cost.credits  # no float noise (35.991, not 35.99100000000001)
+
+
+def test_five_second_silent_720p_clip_is_27_credits() -> None:
+    cost = estimate(TextToVideoRequest.build(prompt="x"))
+    assert (cost.credits, cost.usd, cost.billable_seconds, cost.multiplier) == (27.0, 0.375, 5, 1.0)
+    assert str(cost) == cost.describe() == "27.0 credits (~$0.375) for 5 s at 720p, sound off"
+
+
+def test_table_values_not_base_times_multiplier() -> None:
+    cost = estimate(TextToVideoRequest.build(prompt="x", quality="1080p", duration=10))
+    assert cost.usd == pytest.approx(1.0)  # 0.075 * 1.333 * 10 would be 0.99975
+    assert cost.credits == pytest.approx(71.982)
+    assert cost.describe() == "71.982 credits (~$1.00) for 10 s at 1080p, sound off"
+
+
+def test_describe_with_sound() -> None:
+    cost = estimate(ImageToVideoRequest.build(image_start=IMG, quality="1080p", sound=True, duration=15))
+    assert cost.describe() == "162.0 credits (~$2.25) for 15 s at 1080p, sound on"
+
+
+@pytest.mark.parametrize("sound", [False, True])
+def test_4k_is_unknown_not_guessed(sound: bool) -> None:
+    cost = estimate(TextToVideoRequest.build(prompt="x", quality="4k", sound=sound, duration=8))
+    assert not cost.known
+    assert cost.credits is None and cost.usd is None and cost.multiplier is None
+    assert cost.billable_seconds == 8
+    assert cost.note == "4k pricing is not published"
+    assert cost.describe() == f"cost unknown: 4k pricing is not published (8 s at 4k, sound {'on' if sound else 'off'})"
+
+
+def test_custom_element_is_unknown() -> None:
+    request = CustomElementRequest.build(
+        element_name="Hero", element_description="A knight", refer_video="https://example.com/a.mp4"
+    )
+    cost = estimate(request)
+    assert not cost.known
+    assert cost.credits is None and cost.usd is None and cost.billable_seconds is None
+    assert "billed per call" in cost.note and "not published" in cost.note
+    assert cost.describe().startswith("cost unknown: kling-custom-element is billed per call")
+
+
+def test_three_second_minimum() -> None:
+    assert MIN_BILLED_SECONDS == 3
+    assert [billable_seconds(d) for d in (0, 1, 2, 3, 4, 15)] == [3, 3, 3, 3, 4, 15]
+
+
+def test_unlisted_models_are_unknown() -> None:
+    assert rate_for("kling-v3-turbo-text-to-video", "720p", False) is None
+    assert rate_for("kling-v3-text-to-video", "4k", False) is None
+    assert rate_for("kling-v3-text-to-video", "720p", False) is not None
+
+
+def test_estimate_is_frozen() -> None:
+    cost = estimate(TextToVideoRequest.build(prompt="x"))
+    assert isinstance(cost, CostEstimate)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        cost.credits = 0.0  # type: ignore[misc]
