@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 
 ## demo: start the bundled simulator and generate a real MP4 with the example DAG (no key needed)
 demo: $(STAMP)
-	$(BIN)/python -m kling_provider.demo
+	$(BIN)/python dags_examples/demo.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
