@@ -1,17 +1,27 @@
-"""Test-session setup: an isolated AIRFLOW_HOME, then the simulator fixtures."""
+"""Test-session setup: an isolated AIRFLOW_HOME, a migrated database on demand, simulator fixtures."""
 
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
+
+import pytest
 
 # Airflow reads its configuration at import time: point it at a throwaway home first.
 _home = Path(os.environ.get("KLING_TEST_AIRFLOW_HOME") or tempfile.mkdtemp(prefix="kling-airflow-home-"))
 os.environ.setdefault("AIRFLOW_HOME", str(_home))
 os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
-os.environ.setdefault("AIRFLOW__CORE__UNIT_TEST_MODE", "True")
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 pytest_plugins = ["kling_provider.testing.pytest_plugin"]
+
+
+@pytest.fixture(scope="session")
+def airflow_db() -> Path:
+    """A migrated metadata database (SQLite in the test AIRFLOW_HOME), needed by ``dag.test()``."""
+    subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], check=True, capture_output=True)
+    return Path(os.environ["AIRFLOW_HOME"])

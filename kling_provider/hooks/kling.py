@@ -33,6 +33,7 @@ from kling_provider.exceptions import (
 )
 from kling_provider.hooks.connection import KlingConnectionSettings
 from kling_provider.hooks.polling import PollPolicy
+from kling_provider.hooks.ratelimit import RateLimiter, limiter_for
 from kling_provider.hooks.retry import (
     Accept,
     CallKind,
@@ -406,9 +407,13 @@ class KlingHook(BaseHook):
 
     # -- drivers ----------------------------------------------------------------------------
 
+    def _limiter(self, settings: KlingConnectionSettings) -> RateLimiter:
+        return limiter_for(settings.limiter_key, settings.rate_limit_rpm)
+
     def _run(self, plan: Generator[_Step, Any, T]) -> T:
         client = self._sync_client()
         key = self.settings.api_key
+        limiter = self._limiter(self.settings)
         outcome: Any = None
         try:
             step = next(plan)
@@ -417,6 +422,7 @@ class KlingHook(BaseHook):
                     time.sleep(step.seconds)
                     outcome = None
                 else:
+                    limiter.acquire()
                     try:
                         outcome = client.send(_build(client, step, key))
                     except httpx.TransportError as err:
@@ -427,7 +433,9 @@ class KlingHook(BaseHook):
 
     async def _arun(self, plan: Generator[_Step, Any, T]) -> T:
         client = await self._async_client()
-        key = (await self.asettings()).api_key
+        settings = await self.asettings()
+        key = settings.api_key
+        limiter = self._limiter(settings)
         outcome: Any = None
         try:
             step = next(plan)
@@ -436,6 +444,7 @@ class KlingHook(BaseHook):
                     await asyncio.sleep(step.seconds)
                     outcome = None
                 else:
+                    await limiter.aacquire()
                     try:
                         outcome = await client.send(_build(client, step, key))
                     except httpx.TransportError as err:
