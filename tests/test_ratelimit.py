@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 
 from kling_provider.hooks.ratelimit import RateLimiter, limiter_for
 
@@ -12,7 +13,7 @@ def test_slots_are_spaced_and_never_overlap() -> None:
     delays = [limiter.reserve() for _ in range(5)]
     assert delays[0] == 0
     # Each reservation waits one interval longer than the previous (within clock jitter).
-    for before, after in zip(delays, delays[1:], strict=False):
+    for before, after in itertools.pairwise(delays):
         assert 0.09 <= after - before <= 0.11
 
 
