@@ -31,6 +31,7 @@ from kling_provider.exceptions import (
     KlingTimeoutError,
     KlingValidationError,
 )
+from kling_provider.hooks import clients
 from kling_provider.hooks.connection import KlingConnectionSettings
 from kling_provider.hooks.polling import PollPolicy
 from kling_provider.hooks.ratelimit import RateLimiter, limiter_for
@@ -129,7 +130,7 @@ class KlingHook(BaseHook):
         self._async_transport = async_transport
         self._settings: KlingConnectionSettings | None = None
         self._client: httpx.Client | None = None
-        self._aclient: httpx.AsyncClient | None = None
+        self._aclient_key: Any = None
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(kling_conn_id={self.kling_conn_id!r})"
@@ -173,15 +174,20 @@ class KlingHook(BaseHook):
         return self._client
 
     async def _async_client(self) -> httpx.AsyncClient:
+        """This hook's reference to the loop's shared client (see :mod:`.clients`)."""
         settings = await self.asettings()
-        if self._aclient is None:
-            self._aclient = httpx.AsyncClient(
-                transport=self._async_transport,
-                timeout=httpx.Timeout(settings.timeout, connect=10.0),
-                headers={"User-Agent": _USER_AGENT},
-                limits=httpx.Limits(max_connections=50, max_keepalive_connections=20),
-            )
-        return self._aclient
+        if self._aclient_key is None:
+
+            def factory() -> httpx.AsyncClient:
+                return httpx.AsyncClient(
+                    transport=self._async_transport,
+                    timeout=httpx.Timeout(settings.timeout, connect=10.0),
+                    headers={"User-Agent": _USER_AGENT},
+                    limits=httpx.Limits(max_connections=100, max_keepalive_connections=100, keepalive_expiry=120),
+                )
+
+            self._aclient_key = clients.acquire(settings.api_base_url, settings.timeout, self._async_transport, factory)
+        return clients.get(self._aclient_key)
 
     def close(self) -> None:
         if self._client is not None:
@@ -189,9 +195,9 @@ class KlingHook(BaseHook):
             self._client = None
 
     async def aclose(self) -> None:
-        if self._aclient is not None:
-            await self._aclient.aclose()
-            self._aclient = None
+        if self._aclient_key is not None:
+            key, self._aclient_key = self._aclient_key, None
+            await clients.release(key)
 
     def __enter__(self) -> KlingHook:
         return self
