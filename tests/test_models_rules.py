@@ -471,3 +471,16 @@ def test_request_models_registry() -> None:
     }
     for name, cls in REQUEST_MODELS.items():
         assert cls.model_fields["model"].default == name
+
+
+def test_str_subclasses_cannot_sneak_past_enums() -> None:
+    class Liar(str):
+        def __eq__(self, other: object) -> bool:
+            return True
+
+        __hash__ = str.__hash__
+
+    with pytest.raises(RequestValidationError, match="quality: must be one of"):
+        TextToVideoRequest.build(prompt="x", quality=Liar("8k"))
+    request = TextToVideoRequest.build(prompt=Liar("x"), quality=Liar("1080p"))
+    assert type(request.prompt) is str and type(request.quality) is str

@@ -8,6 +8,7 @@ every broken rule comes back as one ``KlingValidationError`` before any credit i
 from __future__ import annotations
 
 from collections.abc import Mapping
+from types import MappingProxyType
 
 from kling_provider.models.common import DEFAULT_DURATION, MAX_DURATION, MIN_DURATION, QUALITIES, KlingRequest, Quality
 from kling_provider.models.custom_element import REFERENCE_TYPES, CustomElementRequest, ReferenceType
@@ -29,9 +30,9 @@ from kling_provider.models.urls import check_callback_url, check_media_url
 from kling_provider.models.video import VideoRequest
 
 #: EvoLink model name -> the request class that builds its body.
-REQUEST_MODELS: Mapping[str, type[KlingRequest]] = {
-    cls.model_name: cls for cls in (TextToVideoRequest, ImageToVideoRequest, CustomElementRequest)
-}
+REQUEST_MODELS: Mapping[str, type[KlingRequest]] = MappingProxyType(
+    {cls.model_name: cls for cls in (TextToVideoRequest, ImageToVideoRequest, CustomElementRequest)}
+)
 
 __all__ = [
     "ASPECT_RATIOS",

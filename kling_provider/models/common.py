@@ -70,8 +70,10 @@ def strict_bool(value: Any) -> bool:
 
 def choice(value: Any, options: tuple[str, ...]) -> str:
     """One of ``options``, compared exactly (``"4K"`` is not ``"4k"``)."""
-    if isinstance(value, str) and value in options:
-        return str.__getitem__(value, slice(None))
+    if isinstance(value, str):
+        exact = str.__getitem__(value, slice(None))  # a str subclass could override __eq__
+        if exact in options:
+            return exact
     listed = ", ".join(repr(o) for o in options)
     fail(f"must be one of {listed} (got {show(value)})")
 
