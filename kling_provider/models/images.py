@@ -110,12 +110,15 @@ class _Reader:
         return data
 
     def skip_to_ff(self) -> None:
-        """Moves to the next 0xFF byte, reading in chunks (not byte by byte) through garbage."""
+        """Moves to the next 0xFF byte. Normally that is the very next byte, so the first read is
+        two bytes (a marker); through garbage, reads grow to 64 KB rather than going byte by byte."""
+        chunk = 2
         while True:
             if not self._pending:
                 if self.consumed > _SCAN_LIMIT:
                     raise _Unreadable(f"no JPEG frame header in the first {_SCAN_LIMIT // (1024 * 1024)} MB")
-                self._pending = bytes(self._stream.read(_SKIP_CHUNK) or b"")
+                self._pending = bytes(self._stream.read(chunk) or b"")
+                chunk = min(chunk * 4, _SKIP_CHUNK)
                 if not self._pending:
                     raise _Unreadable("the file ends inside the JPEG header")
             idx = self._pending.find(b"\xff")
