@@ -18,6 +18,8 @@ from pathlib import Path
 
 import av
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from PIL import Image
 
 from kling_provider.testing import media
@@ -264,6 +266,28 @@ def test_mp4_info_reads_paths_files_and_other_muxers(tmp_path: Path) -> None:
 def test_mp4_info_rejects_what_is_not_a_readable_mp4(data: bytes) -> None:
     with pytest.raises(ValueError):
         mp4_info(data)
+
+
+_SMALL = make_mp4(64, 64, 1)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    edits=st.lists(st.tuples(st.integers(0, len(_SMALL) - 1), st.integers(0, 255)), min_size=1, max_size=4),
+    cut=st.one_of(st.none(), st.integers(0, len(_SMALL))),
+)
+def test_mp4_info_on_damaged_files_gives_info_or_value_error(edits: list[tuple[int, int]], cut: int | None) -> None:
+    """The download code may run mp4_info on whatever a server sent: only ValueError may escape."""
+    data = bytearray(_SMALL)
+    for pos, value in edits:
+        data[pos] = value
+    if cut is not None:
+        del data[cut:]
+    try:
+        info = mp4_info(bytes(data))
+    except ValueError:
+        return
+    assert isinstance(info, Mp4Info)
 
 
 def test_looks_like_mp4() -> None:

@@ -30,7 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import BinaryIO
 
-__all__ = ["Mp4Info", "looks_like_mp4", "make_jpeg", "make_mp4", "make_png", "mp4_info"]
+__all__ = ["Mp4Info", "band_colours", "looks_like_mp4", "make_jpeg", "make_mp4", "make_png", "mp4_info"]
 
 # ---------------------------------------------------------------------------------------------
 # Bit-level helpers (clause 7.2 descriptors, 9.1 Exp-Golomb codes)
