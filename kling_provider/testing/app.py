@@ -1,0 +1,984 @@
+"""The simulated EvoLink service: one ASGI app for the API host and the files host.
+
+:class:`EvoLinkSimulator` is the app (serve it with uvicorn, or call it through
+:meth:`~EvoLinkSimulator.async_transport` / :meth:`~EvoLinkSimulator.sync_transport`) and the
+handle tests steer it with: the clock, the faults, the request log, task outcomes.
+
+Paths served (any host name: the files host and the API host may both point here):
+
+==========================================  =========  ==========================================
+``POST /v1/videos/generations``             submit     create a task (bearer key)
+``GET  /v1/tasks/{task_id}``                poll       query a task (bearer key)
+``POST /api/v1/files/upload/{base64,stream,url}``  upload  upload an image (bearer key)
+``GET  /api/v1/files/quota``                quota      file quota (bearer key)
+``GET  /files/results/{task_id}.mp4``       download   result video, pre-signed, expiring
+``GET  /files/uploads/{file_id}/{name}``    file       an uploaded file (its ``file_url``)
+``GET  /api/v1/files/download/{file_id}``   file       the same (its ``download_url``)
+==========================================  =========  ==========================================
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import json
+import math
+import random
+import re
+import secrets
+import string
+import threading
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from http import HTTPStatus
+from typing import Any, Literal
+from urllib.parse import parse_qs, quote, unquote, urlsplit
+
+import anyio
+import anyio.to_thread
+from starlette.datastructures import UploadFile
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.types import Message, Receive, Scope, Send
+
+from kling_provider.testing.clock import SimClock
+from kling_provider.testing.faults import (
+    ErrorShape,
+    Fault,
+    FaultSet,
+    SimulatedConnectionDrop,
+    SimulatedReadTimeout,
+)
+from kling_provider.testing.state import (
+    Phase,
+    RequestRecord,
+    SimState,
+    SimTask,
+    SlidingWindowLimiter,
+    StoredFile,
+    TaskView,
+)
+from kling_provider.testing.transports import SimAsyncTransport, SimSyncTransport, in_process_call
+from kling_provider.testing.validation import (
+    IMAGE_MAX_BYTES,
+    GenerationSpec,
+    RequestRejected,
+    nearest_aspect_ratio,
+    output_size,
+    realistic_generation_seconds,
+    sniff_image,
+    validate_generation,
+)
+
+__all__ = ["DEFAULT_API_KEY", "EvoLinkSimulator"]
+
+DEFAULT_API_KEY = "sk-sim-local"
+_API_PHASES = frozenset({"submit", "poll", "upload", "quota"})
+_FILE_API_PHASES = frozenset({"upload", "quota"})
+_ID_ALPHABET = string.ascii_lowercase + string.digits
+
+#: status -> (string code, type, message) of the vendor's documented HTTP errors.
+_ERRORS: dict[int, tuple[str, str, str]] = {
+    400: ("invalid_request", "invalid_request_error", "Invalid request parameters"),
+    401: ("unauthorized", "authentication_error", "Invalid or expired token"),
+    402: ("insufficient_quota", "insufficient_quota", "Insufficient quota. Please top up your account."),
+    403: ("permission_denied", "invalid_request_error", "You don't have permission to access this resource"),
+    404: ("task_not_found", "invalid_request_error", "The requested task could not be found"),
+    405: ("method_not_allowed", "invalid_request_error", "Method not allowed"),
+    429: ("rate_limit_exceeded", "rate_limit_error", "Too many requests, please try again later"),
+    500: ("internal_error", "api_error", "Internal server error"),
+    502: ("upstream_error", "api_error", "Upstream service error"),
+    503: ("service_unavailable", "api_error", "Service temporarily unavailable"),
+    504: ("gateway_timeout", "api_error", "The upstream service did not answer in time"),
+}
+_SUGGESTIONS = {
+    400: "check the request parameters",
+    401: "check your API key",
+    402: "top up your account",
+    403: "check the permissions of your API key",
+    404: "check the task id",
+}
+#: Messages for task failures planned without one.
+_TASK_ERROR_MESSAGES = {
+    "content_policy_violation": "Content policy violation. Your request was blocked by safety filters.",
+    "generation_failed_no_content": "Generation failed: the model returned no content.",
+    "image_processing_error": "The input image could not be processed.",
+    "service_error": "The generation service failed. Please try again.",
+    "generation_timeout": "Generation timed out.",
+}
+_PROXY_PAGE = (
+    "<html>\r\n<head><title>{status} {phrase}</title></head>\r\n<body>\r\n"
+    "<center><h1>{status} {phrase}</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n"
+)
+_CDN_ERROR = '<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>{code}</Code><Message>{message}</Message></Error>\n'
+
+Handler = Callable[["_Exchange"], Awaitable[Response]]
+
+
+@dataclass
+class _Route:
+    method: str
+    pattern: re.Pattern[str]
+    phase: Phase
+    handler: str
+
+
+_ROUTES = [
+    _Route("POST", re.compile(r"/v1/videos/generations/?"), "submit", "_submit"),
+    _Route("GET", re.compile(r"/v1/tasks/(?P<task_id>[^/]+)"), "poll", "_poll"),
+    _Route("POST", re.compile(r"/api/v1/files/upload/base64"), "upload", "_upload_base64"),
+    _Route("POST", re.compile(r"/api/v1/files/upload/stream"), "upload", "_upload_stream"),
+    _Route("POST", re.compile(r"/api/v1/files/upload/url"), "upload", "_upload_url"),
+    _Route("GET", re.compile(r"/api/v1/files/quota"), "quota", "_quota"),
+    _Route("GET", re.compile(r"/files/results/(?P<task_id>[^/]+)\.mp4"), "download", "_download"),
+    _Route("GET", re.compile(r"/files/uploads/(?P<file_id>[^/]+)/(?P<name>[^/]+)"), "file", "_serve_file"),
+    _Route("GET", re.compile(r"/api/v1/files/download/(?P<file_id>[^/]+)"), "file", "_serve_file"),
+]
+_OWN_FILE_PATH = re.compile(r"/(?:files/uploads|api/v1/files/download)/(?P<file_id>file_[a-z0-9]+)(?:/.*)?")
+
+
+@dataclass
+class _Exchange:
+    """One request being served (the key lives here only, never in the record)."""
+
+    request: Request
+    record: RequestRecord
+    handler: str | None
+    allowed: list[str]
+    params: dict[str, str]
+    body: bytes
+    key: str | None = field(repr=False)
+    owner: str
+    base_url: str
+
+
+class EvoLinkSimulator:
+    """A local stand-in for EvoLink's unified video API and file API (an ASGI app).
+
+    :param api_keys: accepted bearer key(s) (default ``"sk-sim-local"``).
+    :param accept_any_key: accept any non-empty key instead.
+    :param clock: the :class:`SimClock` every answer reads (default: real time, speed 1).
+    :param generation_seconds: ``task_info.estimated_time`` of every task; None = realistic
+        60-180 s by duration and quality (30 s for custom elements).
+    :param duration_jitter: the real duration is the estimate times uniform(1-j, 1+j) (seeded).
+    :param pending_seconds: time in ``pending`` before ``processing`` (default 10 % of the run).
+    :param estimated_time_mode: ``"total"`` (default): ``estimated_time`` is the whole task's
+        expected length on every answer, as given at creation; ``"remaining"``: seconds left.
+    :param link_lifetime: seconds a result link stays valid after completion (vendor: 24 h).
+    :param error_shape: ``"string"`` codes (current docs) or ``"integer"`` codes equal to the HTTP
+        status with ``param`` and ``fallback_suggestion`` (older docs, live traffic).
+    :param credits: account balance; a submit costing more answers 402. None = unlimited.
+    :param rate_limit_rpm: admitted API requests per key per sliding 60 s; more answer 429.
+    :param rate_limit_retry_after: send ``Retry-After`` on those 429s.
+    :param cancel_style: how a cancelled task shows: ``"cancelled"`` or ``"failed"`` with
+        error code ``request_cancelled``.
+    :param task_ttl: seconds after creation a task stays queryable (None = forever), then 404.
+    :param file_lifetime: seconds an uploaded file lives (vendor: 72 h).
+    :param max_files: live uploaded files allowed per key (vendor default group: 2000).
+    :param denied_models: models the key may not use (403 ``model_access_denied``).
+    :param seed: seeds jitter, ids and probabilistic faults, for reproducible runs.
+    """
+
+    def __init__(
+        self,
+        *,
+        api_keys: str | Iterable[str] = (DEFAULT_API_KEY,),
+        accept_any_key: bool = False,
+        clock: SimClock | None = None,
+        generation_seconds: float | None = 3.0,
+        duration_jitter: float = 0.0,
+        pending_seconds: float | None = None,
+        estimated_time_mode: Literal["total", "remaining"] = "total",
+        link_lifetime: float = 86400.0,
+        error_shape: ErrorShape = "string",
+        credits: float | None = None,
+        rate_limit_rpm: int | None = None,
+        rate_limit_retry_after: bool = True,
+        cancel_style: Literal["cancelled", "failed"] = "cancelled",
+        task_ttl: float | None = None,
+        file_lifetime: float = 72 * 3600.0,
+        max_files: int = 2000,
+        denied_models: Iterable[str] = (),
+        seed: int = 0,
+    ) -> None:
+        if not 0 <= duration_jitter < 1:
+            raise ValueError("duration_jitter must be in [0, 1)")
+        if error_shape not in ("string", "integer"):
+            raise ValueError("error_shape must be 'string' or 'integer'")
+        self.api_keys = frozenset([api_keys] if isinstance(api_keys, str) else api_keys)
+        self.accept_any_key = accept_any_key
+        self.clock = clock or SimClock()
+        self.generation_seconds = generation_seconds
+        self.duration_jitter = duration_jitter
+        self.pending_seconds = pending_seconds
+        self.estimated_time_mode = estimated_time_mode
+        self.link_lifetime = link_lifetime
+        self.error_shape: ErrorShape = error_shape
+        self.rate_limit_retry_after = rate_limit_retry_after
+        self.cancel_style: Literal["cancelled", "failed"] = cancel_style
+        self.task_ttl = task_ttl
+        self.file_lifetime = file_lifetime
+        self.max_files = max_files
+        self.denied_models = frozenset(denied_models)
+        self.state = SimState(credits=credits)
+        self.faults = FaultSet(seed=seed)
+        self._rng = random.Random(seed)
+        self._id_rng = random.Random(seed + 1)
+        self._secret = secrets.token_bytes(16)
+        self._file_hosts: set[str] = set()
+        self._videos: dict[tuple[int, int, int], bytes] = {}
+        self._video_lock = threading.Lock()
+        self._limiter: SlidingWindowLimiter | None = None
+        self.rate_limit_rpm = rate_limit_rpm
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(tasks={len(self.state.tasks)}, clock={self.clock!r})"
+
+    # -- configuration that rebuilds state --------------------------------------------------
+
+    @property
+    def rate_limit_rpm(self) -> int | None:
+        return self._rate_limit_rpm
+
+    @rate_limit_rpm.setter
+    def rate_limit_rpm(self, value: int | None) -> None:
+        self._rate_limit_rpm = value
+        self._limiter = None if value is None else SlidingWindowLimiter(int(value), 60.0)
+
+    # -- what tests use ---------------------------------------------------------------------
+
+    def async_transport(self) -> SimAsyncTransport:
+        """An httpx async transport that serves requests from this app in-process."""
+        return SimAsyncTransport(self)
+
+    def sync_transport(self) -> SimSyncTransport:
+        """An httpx sync transport that serves requests from this app (on a private loop thread)."""
+        return SimSyncTransport(self)
+
+    @property
+    def requests(self) -> list[RequestRecord]:
+        """Every request received so far, oldest first (a copy)."""
+        return self.state.records()
+
+    def count(
+        self,
+        *,
+        method: str | None = None,
+        phase: Phase | None = None,
+        path: str | None = None,
+        status: int | None = None,
+        task_id: str | None = None,
+    ) -> int:
+        """How many logged requests match all the given filters."""
+        return self.state.count(
+            lambda r: (
+                (method is None or r.method == method.upper())
+                and (phase is None or r.phase == phase)
+                and (path is None or r.path == path)
+                and (status is None or r.status == status)
+                and (task_id is None or r.task_id == task_id)
+            )
+        )
+
+    @property
+    def tasks(self) -> list[SimTask]:
+        """Every task created, oldest first."""
+        return list(self.state)
+
+    def task(self, task_id: str) -> SimTask:
+        found = self.state.task(task_id)
+        if found is None:
+            raise KeyError(task_id)
+        return found
+
+    def view(self, task_id: str) -> TaskView:
+        """What a query of ``task_id`` would see now (status, progress, error)."""
+        return self.task(task_id).view(self.clock.now())
+
+    @property
+    def credits(self) -> float | None:
+        """Remaining balance (None = unlimited)."""
+        return self.state.credits
+
+    @property
+    def credits_spent(self) -> float:
+        return self.state.credits_spent
+
+    @property
+    def files(self) -> list[StoredFile]:
+        with self.state.lock:
+            return list(self.state.files.values())
+
+    def cancel(self, task_id: str, *, as_failed: bool | None = None) -> bool:
+        """Cancel a running task now; False if it had already ended."""
+        task = self.task(task_id)
+        with self.state.lock:
+            now = self.clock.now()
+            if task.view(now).terminal:
+                return False
+            task.cancel_at = now
+            if as_failed is not None:
+                task.cancel_as = "failed" if as_failed else "cancelled"
+            return True
+
+    def fail(
+        self,
+        task_id: str,
+        code: str = "generation_failed_no_content",
+        message: str | None = None,
+        *,
+        at_progress: int | None = None,
+    ) -> bool:
+        """Make a running task fail now (or when it reaches ``at_progress``); False if it had ended."""
+        task = self.task(task_id)
+        with self.state.lock:
+            now = self.clock.now()
+            if task.view(now).terminal:
+                return False
+            task.fail_code = code
+            task.fail_message = message or _TASK_ERROR_MESSAGES.get(code, code)
+            task.fail_at = now if at_progress is None else max(now, task.time_at_progress(at_progress))
+            return True
+
+    def fast_forward(self, task_id: str | None = None) -> float:
+        """Advance the clock until ``task_id`` (default: every task) has ended; return the time."""
+        tasks = [self.task(task_id)] if task_id else self.tasks
+        target = self.clock.now()
+        for task in tasks:
+            ends = [task.ends_at]
+            if task.fail_code is not None and task.fail_at is not None:
+                ends.append(task.fail_at)
+            if task.cancel_at is not None:
+                ends.append(task.cancel_at)
+            target = max(target, min(ends))
+        return self.clock.advance_to(target)
+
+    # -- ASGI -------------------------------------------------------------------------------
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await _lifespan(receive, send)
+            return
+        if scope["type"] != "http":
+            return
+        request = Request(scope, receive)
+        handler, phase, params, allowed = _route(request.method, request.url.path)
+        key = _bearer(request.headers.get("authorization"))
+        record = RequestRecord(
+            time=self.clock.now(),
+            method=request.method,
+            path=request.url.path,
+            phase=phase,
+            query=request.url.query,
+            task_id=params.get("task_id"),
+            key_present=key is not None,
+            authorized=key is not None and self._key_ok(key),
+        )
+        self.state.log(record)
+        body = await request.body()
+        record.json = _loggable_json(request, body)
+        exchange = _Exchange(
+            request=request,
+            record=record,
+            handler=handler,
+            allowed=allowed,
+            params=params,
+            body=body,
+            key=key,
+            owner=_fingerprint(key or ""),
+            base_url=str(request.base_url).rstrip("/"),
+        )
+        fault = self.faults.take(phase, record.task_id)
+        if fault is None:
+            await _send(await self._handle(exchange), record, scope, receive, send)
+            return
+        record.fault = fault.kind
+        response = await self._handle(exchange) if fault.processes_request else None
+        await self._deliver_fault(fault, exchange, response, scope, receive, send)
+
+    async def _handle(self, ex: _Exchange) -> Response:
+        if ex.handler is None:
+            if ex.allowed:
+                return self._error(405, headers={"Allow": ", ".join(ex.allowed)})
+            return self._error(404, code="not_found", message=f"No such path: {ex.record.path}")
+        phase = ex.record.phase
+        if phase in _API_PHASES:
+            if not ex.record.authorized:
+                if phase in _FILE_API_PHASES:
+                    return _files_error(401, "Invalid or expired token")
+                return self._error(401, message="Invalid or expired token" if ex.key else "Authentication required")
+            refused = self._rate_limited(ex)
+            if refused is not None:
+                return refused
+        handler: Handler = getattr(self, ex.handler)
+        return await handler(ex)
+
+    def _key_ok(self, key: str) -> bool:
+        return bool(key) if self.accept_any_key else any(hmac.compare_digest(key, k) for k in self.api_keys)
+
+    def _rate_limited(self, ex: _Exchange) -> Response | None:
+        if self._limiter is None:
+            return None
+        wait = self._limiter.acquire(ex.owner, self.clock.now())
+        if wait is None:
+            return None
+        seconds = max(1, math.ceil(wait))
+        headers = {"Retry-After": str(seconds)} if self.rate_limit_retry_after else None
+        if ex.record.phase in _FILE_API_PHASES:
+            return _files_error(429, f"Too many requests, retry after {seconds} seconds", headers=headers)
+        return self._error(429, hint=seconds, headers=headers)
+
+    # -- errors -----------------------------------------------------------------------------
+
+    def _error(
+        self,
+        status: int,
+        *,
+        code: str | int | None = None,
+        message: str | None = None,
+        param: str | None = None,
+        shape: ErrorShape | None = None,
+        hint: float | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> JSONResponse:
+        """The vendor's error body, ``{"error": {...}}``, in the configured shape."""
+        default_code, error_type, default_message = _ERRORS.get(
+            status,
+            ("internal_error", "api_error", HTTPStatus(status).phrase)
+            if status >= 500
+            else ("invalid_request", "invalid_request_error", HTTPStatus(status).phrase),
+        )
+        shape = shape or self.error_shape
+        text = message or default_message
+        error: dict[str, Any] = {"code": code, "message": text, "type": error_type}
+        if shape == "integer":
+            if code is None:
+                error["code"] = status
+            error["param"] = param
+            if hint is not None or status == 429 or status >= 500:
+                error["fallback_suggestion"] = f"retry after {math.ceil(hint if hint is not None else 60)} seconds"
+            else:
+                error["fallback_suggestion"] = _SUGGESTIONS.get(status)
+        else:
+            if code is None:
+                error["code"] = default_code
+            if param is not None:
+                error["param"] = param
+            if hint is not None:
+                error["message"] = f"{text} Please retry after {math.ceil(hint)} seconds."
+        return JSONResponse({"error": error}, status_code=status, headers=headers)
+
+    def _fault_response(self, fault: Fault, ex: _Exchange) -> Response:
+        status = fault.effective_status
+        headers = {"Retry-After": str(math.ceil(fault.retry_after))} if fault.retry_after is not None else None
+        if fault.kind == "malformed":
+            if fault.malformed == "html":
+                phrase = _phrase(status)
+                return HTMLResponse(_PROXY_PAGE.format(status=status, phrase=phrase), status, headers=headers)
+            content = b"" if fault.malformed == "empty" else b'{"id": "task-unified-1757169743-'
+            return Response(content, status, headers=headers, media_type="application/json")
+        phase = ex.record.phase
+        if phase in _FILE_API_PHASES:
+            message = fault.message or _phrase(status)
+            if fault.retry_hint is not None:
+                message += f", retry after {math.ceil(fault.retry_hint)} seconds"
+            return _files_error(status, message, headers=headers)
+        if phase in ("download", "file"):
+            return Response(f"{status} {_phrase(status)}\n", status, headers=headers, media_type="text/plain")
+        return self._error(
+            status,
+            code=fault.code,
+            message=fault.message,
+            shape=fault.error_shape,
+            hint=fault.retry_hint,
+            headers=headers,
+        )
+
+    async def _deliver_fault(
+        self, fault: Fault, ex: _Exchange, response: Response | None, scope: Scope, receive: Receive, send: Send
+    ) -> None:
+        how = fault.delivery
+        call = in_process_call()
+        if how in ("status", "malformed"):
+            await _send(self._fault_response(fault, ex), ex.record, scope, receive, send)
+        elif how == "slow":
+            late = response or self._error(504)
+            if call is not None:
+                if call.read_timeout is not None and fault.delay >= call.read_timeout:
+                    raise SimulatedReadTimeout(f"simulated: the answer would come {fault.delay:g} s late")
+                await anyio.sleep(fault.delay)
+            elif await _client_left_within(fault.delay, receive):
+                return
+            await _send(late, ex.record, scope, receive, send)
+        else:
+            if call is not None:
+                raise SimulatedConnectionDrop("simulated: the server closed the connection mid-answer")
+            await _send_truncated(response, send)
+
+    # -- submit and poll --------------------------------------------------------------------
+
+    async def _submit(self, ex: _Exchange) -> Response:
+        try:
+            body = json.loads(ex.body)
+        except ValueError:
+            return self._error(400, message="Request body is not valid JSON")
+        try:
+            spec = validate_generation(body)
+        except RequestRejected as rejected:
+            return self._error(rejected.status, code=rejected.code, message=rejected.message, param=rejected.param)
+        if spec.model in self.denied_models:
+            return self._error(
+                403, code="model_access_denied", message=f"Token does not have access to model: {spec.model}"
+            )
+        if not self.state.charge(spec.credits):
+            return self._error(402, message=f"Insufficient quota: this task needs {spec.credits:g} credits.")
+        task = self._create_task(spec, body, ex)
+        ex.record.task_id = task.id
+        return JSONResponse(self._task_json(task, TaskView("pending", 0), ex.base_url, task.created))
+
+    def _create_task(self, spec: GenerationSpec, body: dict[str, Any], ex: _Exchange) -> SimTask:
+        now = self.clock.now()
+        with self.state.lock:
+            estimated = self.generation_seconds
+            if estimated is None:
+                estimated = realistic_generation_seconds(spec)
+            spread = self.duration_jitter
+            jitter = self._rng.uniform(1 - spread, 1 + spread) if spread else 1.0
+            actual = max(1e-3, estimated * jitter)
+            pending = min(actual, 0.1 * actual if self.pending_seconds is None else self.pending_seconds)
+            width = height = 0
+            problem = self._image_problem(spec, ex)
+            if spec.kind == "video":
+                aspect = spec.aspect_ratio or self._adapted_aspect(spec) or "16:9"
+                width, height = output_size(spec.quality, aspect)
+            task = SimTask(
+                id=self._new_id(now),
+                model=spec.model,
+                owner=ex.owner,
+                created=now,
+                body=body,
+                spec=spec,
+                width=width,
+                height=height,
+                estimated_seconds=estimated,
+                actual_seconds=actual,
+                pending_seconds=pending,
+                cancel_as=self.cancel_style,
+            )
+            if spec.kind == "element":
+                task.element_id = "el-" + "".join(self._id_rng.choices(_ID_ALPHABET, k=16))
+                self.state.elements[task.element_id] = spec.element_name or ""
+            for fault in self.faults.take_task_faults():
+                if fault.kind == "fail_task":
+                    task.fail_code = fault.error_code
+                    task.fail_message = fault.message or _TASK_ERROR_MESSAGES.get(fault.error_code, fault.error_code)
+                    task.fail_at = None if fault.at_progress is None else task.time_at_progress(fault.at_progress)
+                else:
+                    task.cancel_at = task.time_at_progress(fault.at_progress or 0)
+                    task.cancel_as = fault.cancel_as or self.cancel_style
+            if problem is not None:
+                task.fail_code, task.fail_message = problem
+                task.fail_at = task.starts_at
+            self.state.add_task(task)
+        return task
+
+    def _new_id(self, now: float) -> str:
+        while True:
+            task_id = f"task-unified-{int(now)}-{''.join(self._id_rng.choices(_ID_ALPHABET, k=8))}"
+            if task_id not in self.state.tasks:
+                return task_id
+
+    def _own_file(self, url: str) -> tuple[bool, StoredFile | None]:
+        """(is this one of our file URLs, the live file it names)."""
+        parts = urlsplit(url)
+        match = _OWN_FILE_PATH.fullmatch(parts.path)
+        if match is None:
+            return False, None
+        stored = self.state.file(match.group("file_id"))
+        ours = stored is not None or parts.netloc in self._file_hosts
+        if stored is not None and stored.expires_at <= self.clock.now():
+            stored = None
+        return ours, stored
+
+    def _image_problem(self, spec: GenerationSpec, ex: _Exchange) -> tuple[str, str] | None:
+        """Why the vendor will fail to use an input image that lives on this simulator, if it will."""
+        for url in spec.image_urls:
+            ours, stored = self._own_file(url)
+            if not ours:
+                continue  # somewhere on the internet: cannot check, assume fine
+            if stored is None:
+                return "image_processing_error", f"Failed to download the image (expired or unknown): {url}"
+            if stored.mime_type not in ("image/jpeg", "image/png"):
+                return "image_processing_error", f"Unsupported image format {stored.mime_type}: use JPG or PNG"
+            if stored.width is not None and stored.height is not None:
+                small = min(stored.width, stored.height) < 300
+                ratio = stored.width / max(1, stored.height)
+                if small or not 1 / 2.5 <= ratio <= 2.5:
+                    return (
+                        "image_dimension_mismatch",
+                        f"Image is {stored.width}x{stored.height}: width and height must be >= 300 px "
+                        "and the aspect ratio between 1:2.5 and 2.5:1",
+                    )
+        return None
+
+    def _adapted_aspect(self, spec: GenerationSpec) -> str | None:
+        if not spec.image_urls:
+            return None
+        _, stored = self._own_file(spec.image_urls[0])
+        if stored is None or not stored.width or not stored.height:
+            return None
+        return nearest_aspect_ratio(stored.width, stored.height)
+
+    def _task_json(self, task: SimTask, view: TaskView, base_url: str, now: float) -> dict[str, Any]:
+        if self.estimated_time_mode == "remaining":
+            estimate = 0 if view.terminal else max(0, math.ceil(task.created + task.estimated_seconds - now))
+        else:
+            estimate = math.ceil(task.estimated_seconds)
+        info: dict[str, Any] = {"can_cancel": not view.terminal, "estimated_time": estimate}
+        if task.spec.kind == "video":
+            info["video_duration"] = task.spec.duration
+        data: dict[str, Any] = {
+            "created": int(task.created),
+            "id": task.id,
+            "model": task.model,
+            "object": "video.generation.task",
+            "progress": view.progress,
+            "status": view.status,
+            "task_info": info,
+            "type": "video",
+            "usage": {
+                "billing_rule": task.spec.billing_rule,
+                "credits_reserved": task.spec.credits,
+                "user_group": "default",
+            },
+        }
+        if view.status == "completed":
+            if task.spec.kind == "video":
+                url = self._result_url(task, base_url)
+                data["results"] = [url]
+                data["result_data"] = [
+                    {"video_url": url, "width": task.width, "height": task.height, "duration": task.spec.duration}
+                ]
+            else:
+                data["results"] = []
+                data["result_data"] = [{"element_id": task.element_id, "element_name": task.spec.element_name}]
+        if view.error is not None:
+            data["error"] = dict(view.error)
+        return data
+
+    async def _poll(self, ex: _Exchange) -> Response:
+        task_id = ex.params["task_id"]
+        if not task_id.startswith("task-unified-"):
+            return self._error(
+                400,
+                code="invalid_task_id",
+                message="Invalid task ID format, must start with 'task-unified-'",
+                param="task_id",
+            )
+        task = self.state.task(task_id)
+        now = self.clock.now()
+        if task is None or (self.task_ttl is not None and now > task.created + self.task_ttl):
+            return self._error(404)
+        if task.owner != ex.owner:
+            return self._error(403, message="You don't have permission to access this task")
+        return JSONResponse(self._task_json(task, task.view(now), ex.base_url, now))
+
+    # -- results ----------------------------------------------------------------------------
+
+    def _signature(self, task_id: str, expires: int) -> str:
+        return hmac.new(self._secret, f"{task_id}:{expires}".encode(), hashlib.sha256).hexdigest()[:32]
+
+    def _result_url(self, task: SimTask, base_url: str) -> str:
+        expires = math.ceil(task.ends_at + self.link_lifetime)
+        return f"{base_url}/files/results/{task.id}.mp4?expires={expires}&signature={self._signature(task.id, expires)}"
+
+    async def _download(self, ex: _Exchange) -> Response:
+        task = self.state.task(ex.params["task_id"])
+        now = self.clock.now()
+        if task is None or task.spec.kind != "video" or task.view(now).status != "completed":
+            return _cdn_error(404, "NoSuchKey", "The specified key does not exist.")
+        query = parse_qs(ex.request.url.query)
+        try:
+            expires = int(query["expires"][0])
+            signature = query["signature"][0]
+        except (KeyError, IndexError, ValueError):
+            return _cdn_error(403, "AccessDenied", "Missing or malformed signature")
+        if not hmac.compare_digest(signature, self._signature(task.id, expires)):
+            return _cdn_error(403, "SignatureDoesNotMatch", "The request signature does not match")
+        if now > expires:
+            return _cdn_error(403, "AccessDenied", "Request has expired")
+        video = await anyio.to_thread.run_sync(self._video, task.width, task.height, task.spec.duration)
+        return Response(video, media_type="video/mp4", headers={"Cache-Control": "private, max-age=86400"})
+
+    def _video(self, width: int, height: int, duration: int) -> bytes:
+        """A real MP4 of the requested size and length, made once per (size, duration)."""
+        with self._video_lock:
+            cached = self._videos.get((width, height, duration))
+            if cached is None:
+                from kling_provider.testing.media import make_mp4
+
+                cached = self._videos[(width, height, duration)] = make_mp4(width, height, float(duration))
+            return cached
+
+    # -- files ------------------------------------------------------------------------------
+
+    async def _upload_base64(self, ex: _Exchange) -> Response:
+        body = _json_object(ex.body)
+        if body is None:
+            return _files_error(400, "Request body must be a JSON object")
+        raw = body.get("base64_data")
+        if not isinstance(raw, str) or not raw.strip():
+            return _files_error(400, "base64_data is required")
+        if raw.startswith("data:"):
+            raw = raw.partition(",")[2]
+        try:
+            data = base64.b64decode("".join(raw.split()), validate=True)
+        except (binascii.Error, ValueError):
+            return _files_error(400, "base64_data is not valid base64")
+        return self._store_upload(ex, data, _opt_str(body.get("file_name")), _opt_str(body.get("upload_path")), None)
+
+    async def _upload_stream(self, ex: _Exchange) -> Response:
+        try:
+            form = await ex.request.form()
+        except Exception:  # any parse failure means a malformed body from the client
+            return _files_error(400, "Expected a multipart/form-data body with a file field")
+        try:
+            upload = form.get("file")
+            fields = {k: v for k, v in form.items() if isinstance(v, str)}
+            if not isinstance(upload, UploadFile):
+                ex.record.json = fields
+                return _files_error(400, "file is required")
+            data = await upload.read()
+            ex.record.json = {**fields, "file": {"filename": upload.filename, "size": len(data)}}
+            name = fields.get("file_name") or fields.get("fileName")
+            path = fields.get("upload_path") or fields.get("uploadPath")
+            return self._store_upload(ex, data, name, path, upload.filename)
+        finally:
+            await form.close()
+
+    async def _upload_url(self, ex: _Exchange) -> Response:
+        body = _json_object(ex.body)
+        if body is None:
+            return _files_error(400, "Request body must be a JSON object")
+        url = body.get("file_url")
+        parts = urlsplit(url) if isinstance(url, str) else None
+        if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+            return _files_error(400, "file_url must be an http(s) URL")
+        _, stored = self._own_file(str(url))
+        if stored is None:
+            # The simulator has no network: only its own files can be fetched.
+            return _files_error(400, f"Failed to download file from URL: {parts.hostname} is not reachable")
+        original = unquote(parts.path.rsplit("/", 1)[-1])
+        return self._store_upload(
+            ex, stored.data, _opt_str(body.get("file_name")), _opt_str(body.get("upload_path")), original
+        )
+
+    def _store_upload(
+        self, ex: _Exchange, data: bytes, file_name: str | None, upload_path: str | None, original: str | None
+    ) -> Response:
+        if not data:
+            return _files_error(400, "The file is empty")
+        if len(data) > IMAGE_MAX_BYTES:
+            return _files_error(400, f"File too large: {len(data)} bytes (max {IMAGE_MAX_BYTES})")
+        info = sniff_image(data)
+        if info is None:
+            return _files_error(400, "Unsupported file type: only image/jpeg, image/png, image/gif, image/webp")
+        now = self.clock.now()
+        if self.state.live_files(now, ex.owner) >= self.max_files:
+            return _files_error(403, f"File quota exceeded: {self.max_files} files")
+        file_id = "file_" + "".join(self._id_rng.choices(_ID_ALPHABET, k=16))
+        name = _safe_name(file_name) or f"{file_id[5:]}.{info.extension}"
+        stored = StoredFile(
+            file_id=file_id,
+            file_name=name,
+            original_name=original or file_name or name,
+            upload_path=_safe_name(upload_path) or "images",
+            mime_type=info.mime_type,
+            data=data,
+            width=info.width,
+            height=info.height,
+            uploaded_at=now,
+            expires_at=now + self.file_lifetime,
+            owner=ex.owner,
+        )
+        self.state.add_file(stored)
+        self._file_hosts.add(urlsplit(ex.base_url).netloc)
+        return JSONResponse(
+            {
+                "success": True,
+                "code": 200,
+                "msg": "File uploaded successfully",
+                "data": {
+                    "file_id": file_id,
+                    "file_name": stored.file_name,
+                    "original_name": stored.original_name,
+                    "file_size": stored.size,
+                    "mime_type": stored.mime_type,
+                    "upload_path": stored.upload_path,
+                    "file_url": f"{ex.base_url}/files/uploads/{file_id}/{quote(stored.file_name)}",
+                    "download_url": f"{ex.base_url}/api/v1/files/download/{file_id}",
+                    "upload_time": _iso(stored.uploaded_at),
+                    "expires_at": _iso(stored.expires_at),
+                },
+            }
+        )
+
+    async def _quota(self, ex: _Exchange) -> Response:
+        used = self.state.live_files(self.clock.now(), ex.owner)
+        return JSONResponse(
+            {
+                "success": True,
+                "code": 200,
+                "data": {
+                    "user_group": "default",
+                    "used_files": used,
+                    "max_files": self.max_files,
+                    "remain_files": max(0, self.max_files - used),
+                    "is_custom": False,
+                    "quota_reason": "",
+                },
+            }
+        )
+
+    async def _serve_file(self, ex: _Exchange) -> Response:
+        stored = self.state.file(ex.params["file_id"])
+        if stored is None:
+            return _cdn_error(404, "NoSuchKey", "The specified key does not exist.")
+        if stored.expires_at <= self.clock.now():
+            return _cdn_error(403, "AccessDenied", "The file has expired")
+        return Response(stored.data, media_type=stored.mime_type)
+
+
+# ---------------------------------------------------------------------------------------------
+# Small helpers
+# ---------------------------------------------------------------------------------------------
+
+
+def _route(method: str, path: str) -> tuple[str | None, Phase, dict[str, str], list[str]]:
+    """(handler name or None, phase, path parameters, methods the path allows)."""
+    allowed: list[str] = []
+    phase: Phase = "other"
+    for route in _ROUTES:
+        match = route.pattern.fullmatch(path)
+        if match is None:
+            continue
+        if route.method == method:
+            return route.handler, route.phase, {k: unquote(v) for k, v in match.groupdict().items()}, [route.method]
+        allowed.append(route.method)
+        phase = route.phase
+    return None, phase, {}, allowed
+
+
+def _bearer(header: str | None) -> str | None:
+    if not header:
+        return None
+    scheme, _, value = header.strip().partition(" ")
+    value = value.strip()
+    return value if scheme.lower() == "bearer" and value else None
+
+
+def _fingerprint(key: str) -> str:
+    """Stands for an account in memory without keeping the key itself around."""
+    return hashlib.sha256(key.encode()).hexdigest()[:16]
+
+
+def _loggable_json(request: Request, body: bytes) -> Any:
+    if not body or "json" not in request.headers.get("content-type", "json"):
+        return None
+    try:
+        value = json.loads(body)
+    except ValueError:
+        return None
+    if isinstance(value, dict) and isinstance(value.get("base64_data"), str):
+        value = {**value, "base64_data": f"<{len(value['base64_data'])} characters>"}
+    return value
+
+
+def _json_object(body: bytes) -> dict[str, Any] | None:
+    try:
+        value = json.loads(body)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _opt_str(value: Any) -> str | None:
+    return value if isinstance(value, str) and value.strip() else None
+
+
+def _safe_name(name: str | None) -> str | None:
+    if not name:
+        return None
+    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "_", name.replace("\\", "/").rsplit("/", 1)[-1]).strip("._")
+    return cleaned[:200] or None
+
+
+def _iso(when: float) -> str:
+    return datetime.fromtimestamp(when, tz=timezone.utc).isoformat(timespec="seconds")
+
+
+def _phrase(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Error"
+
+
+def _files_error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    """The file API's envelope for a failure."""
+    return JSONResponse({"success": False, "code": status, "msg": message}, status_code=status, headers=headers)
+
+
+def _cdn_error(status: int, code: str, message: str) -> Response:
+    """What a storage CDN answers for a bad or expired link: small, and not JSON."""
+    return Response(_CDN_ERROR.format(code=code, message=message), status, media_type="application/xml")
+
+
+async def _send(response: Response, record: RequestRecord, scope: Scope, receive: Receive, send: Send) -> None:
+    async def recording_send(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            record.status = int(message["status"])
+        await send(message)
+
+    await response(scope, receive, recording_send)
+
+
+async def _send_truncated(response: Response | None, send: Send) -> None:
+    """Promise a body with Content-Length, send part of it, and end the exchange unfinished.
+
+    The server then closes the connection, and the client sees a broken answer.
+    """
+    body = bytes(response.body) if response is not None else b'{"id": "task-unified-'
+    status = response.status_code if response is not None else 200
+    declared = max(len(body), 64)
+    headers = [(k, v) for k, v in (response.raw_headers if response else []) if k.lower() != b"content-length"]
+    if response is None:
+        headers.append((b"content-type", b"application/json"))
+    headers.append((b"content-length", str(declared).encode()))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body[: len(body) // 2], "more_body": True})
+
+
+async def _client_left_within(delay: float, receive: Receive) -> bool:
+    """Wait ``delay`` seconds without blocking; True if the client hung up meanwhile."""
+    with anyio.move_on_after(delay):
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return True
+            if not message.get("more_body"):
+                await anyio.sleep(delay)  # nothing more to watch; the deadline ends this
+    return False
+
+
+async def _lifespan(receive: Receive, send: Send) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return
