@@ -418,7 +418,26 @@ INTERNAL_CALLBACKS = [
     "https://user@example.com/",
 ]
 
+
+class Nasty:
+    """Every dunder a validator might touch raises."""
+
+    def _boom(self, *args: object) -> Any:
+        raise RuntimeError("hostile object")
+
+    __repr__ = __str__ = __len__ = __bool__ = __iter__ = __index__ = __int__ = __float__ = _boom
+    __eq__ = __lt__ = __getitem__ = _boom  # type: ignore[assignment]
+    __hash__ = object.__hash__
+
+
+class NastyStr(str):
+    __repr__ = __len__ = __iter__ = __eq__ = __getitem__ = __str__ = Nasty._boom  # type: ignore[assignment]
+    __hash__ = str.__hash__
+
+
 scalars = st.one_of(
+    st.builds(Nasty),
+    st.sampled_from(["https://example.com/a.png", "720p", "x", "on"]).map(NastyStr),
     st.none(),
     st.booleans(),
     st.integers(),

@@ -43,7 +43,7 @@ def plain_str(value: Any, what: str = "a string") -> str:
 
 
 def text(value: Any, *, max_chars: int, blank_ok: bool = False) -> str:
-    """A bounded, non-blank text; the length is in characters (code points), as EvoLink counts."""
+    """A bounded, non-blank text; length in code points, as the vendor schema's ``maxLength`` counts."""
     result = plain_str(value)
     if len(result) > max_chars:
         fail(f"must be at most {max_chars} characters (got {len(result)})")

@@ -97,7 +97,10 @@ class CustomElementRequest(KlingRequest):
         """Fill ``reference_type`` from the material given, so callers need not repeat it."""
         if isinstance(data, Mapping) and data.get("reference_type") is None:
             has_video = data.get("refer_video") is not None
-            has_images = data.get("frontal_image") is not None or bool(data.get("refer_images"))
+            images = data.get("refer_images")
+            # No truthiness test on user values: only None and an empty list/tuple mean "not given".
+            no_images = images is None or (isinstance(images, list | tuple) and not len(tuple(images)))
+            has_images = data.get("frontal_image") is not None or not no_images
             if has_video != has_images:
                 data = {**data, "reference_type": "video_refer" if has_video else "image_refer"}
         return data

@@ -46,14 +46,14 @@ class RequestValidationError(KlingValidationError):
 
 def show(value: Any, limit: int = _SHOW_LIMIT) -> str:
     """A short, safe ``repr`` for messages: truncated, and never raising on hostile objects."""
-    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 64:
+    if isinstance(value, int) and not isinstance(value, bool) and int.bit_length(value) > 64:
         return "a very large integer"
     try:
         text = repr(value)
     except Exception:  # a broken __repr__ must not hide the real problem
         text = f"<{type(value).__name__}>"
     if len(text) > limit:
-        text = f"{text[: limit - 3]}... ({len(value) if isinstance(value, str) else len(text)} chars)"
+        text = f"{text[: limit - 3]}... ({str.__len__(value) if isinstance(value, str) else len(text)} chars)"
     return text
 
 

@@ -147,10 +147,10 @@ class VideoRequest(KlingRequest):
     def _kwargs_from_body(cls, body: dict[str, Any]) -> dict[str, Any]:
         """Vendor JSON -> constructor arguments; unexpected keys pass through so they are reported."""
         kwargs = dict(body)
-        if kwargs.get("prompt") == "":
+        if _is_str(kwargs.get("prompt"), ""):
             del kwargs["prompt"]
-        if kwargs.get("sound") in ("on", "off") and isinstance(kwargs["sound"], str):
-            kwargs["sound"] = kwargs["sound"] == "on"
+        if _is_str(kwargs.get("sound"), "on", "off"):
+            kwargs["sound"] = _is_str(kwargs["sound"], "on")
         params = kwargs.pop("model_params", None)
         if params is None:
             return kwargs
@@ -176,6 +176,11 @@ class VideoRequest(KlingRequest):
         """Move subclass-specific ``model_params`` entries into ``kwargs`` (pop them)."""
 
 
+def _is_str(value: Any, *options: str) -> bool:
+    """``value`` is exactly one of ``options`` (never calling a foreign ``__eq__``)."""
+    return isinstance(value, str) and str.__getitem__(value, slice(None)) in options
+
+
 def _shots_from_body(items: Any) -> Any:
     """``multi_prompt`` items carry the duration as a string of digits; the model takes ints."""
     if not isinstance(items, list):
@@ -185,7 +190,9 @@ def _shots_from_body(items: Any) -> Any:
         if isinstance(item, Mapping):
             item = dict(item)
             duration = item.get("duration")
-            if isinstance(duration, str) and duration.isascii() and duration.isdigit() and len(duration) < 4:
-                item["duration"] = int(duration)
+            if isinstance(duration, str):
+                digits = str.__getitem__(duration, slice(None))
+                if digits.isascii() and digits.isdigit() and len(digits) < 4:
+                    item["duration"] = int(digits)
         shots.append(item)
     return shots
