@@ -29,13 +29,16 @@ class PollPolicy:
     recheck_after: float = 45.0
     #: Sleep this much past the predicted end, so the first look usually finds it done.
     margin: float = 1.0
+    #: Below this progress (percent), readings are too coarse to extrapolate from.
+    min_progress: float = 10.0
 
     def predicted_remaining(self, task: Task, elapsed: float, estimate: float | None) -> float:
         """Seconds until completion, from progress when there is some, else from the estimate."""
         progress = task.progress
-        if 2 <= progress < 100 and elapsed > 0:
-            return elapsed * (100 - progress) / progress
         total = estimate or task.estimated_time or self.default_estimate
+        if self.min_progress <= progress < 100 and elapsed > 0:
+            # Early progress readings are coarse: never predict more than twice the estimate.
+            return min(elapsed * (100 - progress) / progress, 2 * total - elapsed)
         return total - elapsed
 
     def next_delay(self, task: Task, elapsed: float, estimate: float | None = None) -> float:

@@ -50,6 +50,20 @@ _PLACEHOLDER_URL = "https://example.com/placeholder.png"
 _PLACEHOLDER_TEXT = "placeholder"
 
 
+def default_deferrable() -> bool:
+    """Deferrable unless the deployment says otherwise; read when an operator is built.
+
+    Airflow's own ``[operators] default_deferrable`` ships as False and a generated airflow.cfg
+    spells that default out, so "not set" cannot be told from "set to False". Decision: Kling
+    generations take minutes, so these operators defer by default; ``[kling] default_deferrable
+    = False`` (``AIRFLOW__KLING__DEFAULT_DEFERRABLE``) turns that off for deployments without a
+    triggerer, and ``[operators] default_deferrable = True`` is honoured as well.
+    """
+    return conf.getboolean("kling", "default_deferrable", fallback=True) or conf.getboolean(
+        "operators", "default_deferrable", fallback=False
+    )
+
+
 def _is_template(value: Any) -> bool:
     """A Jinja string or an XComArg: only known once the task runs."""
     if isinstance(value, str):
@@ -94,9 +108,7 @@ class _KlingOperatorBase(BaseOperator):
         self.model = model
         self.callback_url = callback_url
         self.max_credits = max_credits
-        if deferrable is None:
-            deferrable = conf.getboolean("operators", "default_deferrable", fallback=True)
-        self.deferrable = deferrable
+        self.deferrable = default_deferrable() if deferrable is None else deferrable
         self.timeout = timeout.total_seconds() if isinstance(timeout, timedelta) else float(timeout)
         if not self.timeout > 0:
             raise KlingValidationError(f"timeout: must be a positive duration (got {timeout!r})", param="timeout")
@@ -172,12 +184,15 @@ class _KlingOperatorBase(BaseOperator):
 
         hook = self.get_hook()
         store = state_store_for(context)
-        task = self._resume(hook, store.load())
+        prior = store.load()
+        task = self._resume(hook, prior)
+        submitted_at = prior.submitted_at if task is not None and prior is not None else time.time()
         if task is None:
             kwargs = self._upload_images(hook, kwargs)
             request = self._request(kwargs, images_as_placeholders=False)
+            submitted_at = time.time()
             task = self._submit(hook, request)
-            store.save(RemoteTask(task.id, time.time(), request.model))
+            store.save(RemoteTask(task.id, submitted_at, request.model))
             self.log.info(
                 "Submitted EvoLink task %s (%s credits reserved, about %s s to go)",
                 task.id,
@@ -188,6 +203,8 @@ class _KlingOperatorBase(BaseOperator):
             return self._finish(context, task, estimate)
 
         deadline = time.time() + self.timeout
+        # The link reads this key; an empty value until the video exists keeps the UI quiet.
+        context["ti"].xcom_push(key=VIDEO_URL_XCOM_KEY, value="")
         if self.deferrable:
             from kling_provider.triggers.kling import KlingTaskTrigger
 
@@ -196,7 +213,7 @@ class _KlingOperatorBase(BaseOperator):
                     task.id,
                     self.kling_conn_id,
                     deadline=deadline,
-                    started_at=float(task.created) if task.created else time.time(),
+                    started_at=submitted_at,
                     estimated_time=task.estimated_time,
                     poll_policy=self.poll_policy,
                 ),
@@ -206,7 +223,7 @@ class _KlingOperatorBase(BaseOperator):
                 timeout=timedelta(seconds=self.timeout + 120),
             )
         try:
-            task = hook.wait_for_task(task.id, timeout=self.timeout, on_poll=self._log_poll)
+            task = hook.wait_for_task(task.id, timeout=self.timeout, started_at=submitted_at, on_poll=self._log_poll)
         finally:
             hook.close()
         return self._finish(context, task, estimate)
