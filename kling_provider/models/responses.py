@@ -112,9 +112,7 @@ class Task(_Lenient):
     @property
     def is_cancelled(self) -> bool:
         return self.status is TaskStatus.CANCELLED or (
-            self.status is TaskStatus.FAILED
-            and self.error is not None
-            and self.error.code == "request_cancelled"
+            self.status is TaskStatus.FAILED and self.error is not None and self.error.code == "request_cancelled"
         )
 
     @property
