@@ -455,8 +455,8 @@ class EvoLinkSimulator:
         text = message or default_message
         error: dict[str, Any] = {"code": code, "message": text, "type": error_type}
         if shape == "integer":
-            if code is None:
-                error["code"] = status
+            # Older deployments: the code is the HTTP status (an explicit integer code wins).
+            error["code"] = code if isinstance(code, int) else status
             error["param"] = param
             if hint is not None or status == 429 or status >= 500:
                 error["fallback_suggestion"] = f"retry after {math.ceil(hint if hint is not None else 60)} seconds"

@@ -93,7 +93,11 @@ class SimTask:
             return 0
         span = self.ends_at - self.starts_at
         fraction = (when - self.starts_at) / span if span > 0 else 1.0
-        return max(1, min(99, int(100 * fraction + 1e-6)))
+        # The small bias absorbs float error at unix-time magnitudes (time_at_progress round trips).
+        return max(1, min(99, int(100 * fraction + 1e-3)))
+
+    def _progress_when_ended(self, when: float) -> int:
+        return 0 if when <= self.starts_at else self._progress_at(when)
 
     def view(self, now: float) -> TaskView:
         """The status, progress and error a query at ``now`` sees."""
@@ -102,14 +106,14 @@ class SimTask:
         if self.fail_code is not None:
             at = self.ends_at if self.fail_at is None else self.fail_at
             error = {"code": self.fail_code, "message": self.fail_message or self.fail_code, "type": "task_error"}
-            endings.append((at, 0, TaskView("failed", self._progress_at(at), error, at)))
+            endings.append((at, 0, TaskView("failed", self._progress_when_ended(at), error, at)))
         if self.cancel_at is not None:
             at = self.cancel_at
             if self.cancel_as == "failed":
                 error = {"code": "request_cancelled", "message": "The task was cancelled", "type": "task_error"}
-                endings.append((at, 0, TaskView("failed", self._progress_at(at), error, at)))
+                endings.append((at, 0, TaskView("failed", self._progress_when_ended(at), error, at)))
             else:
-                endings.append((at, 0, TaskView("cancelled", self._progress_at(at), None, at)))
+                endings.append((at, 0, TaskView("cancelled", self._progress_when_ended(at), None, at)))
         endings.append((self.ends_at, 1, TaskView("completed", 100, None, self.ends_at)))
         at, _, ending = min(endings, key=lambda item: (item[0], item[1]))
         if now >= at:

@@ -1,0 +1,221 @@
+"""Request rules: the vendored schema plus the documented rules it does not encode (400 + param)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from kling_provider.testing import DEFAULT_API_KEY, EvoLinkSimulator
+
+OPENAPI = Path(__file__).resolve().parent.parent / "kling_provider" / "testing" / "openapi"
+T2V = {"model": "kling-v3-text-to-video", "prompt": "A cat running on grass"}
+I2V = {"model": "kling-v3-image-to-video", "image_start": "https://example.com/start.png"}
+O3I = {"model": "kling-o3-image-to-video", "prompt": "Make it move"}
+ELEMENT_PARAMS = {"element_name": "Hero", "element_description": "A young man", "reference_type": "image_refer"}
+IMAGES = {"frontal_image": "https://example.com/f.jpg", "refer_images": [{"image_url": "https://example.com/s.jpg"}]}
+VIDEOS = {"refer_videos": [{"video_url": "https://example.com/ref.mp4"}]}
+
+
+def shots(*durations: str) -> dict[str, Any]:
+    return {
+        "multi_shot": True,
+        "shot_type": "customize",
+        "multi_prompt": [{"index": i + 1, "prompt": f"shot {i + 1}", "duration": d} for i, d in enumerate(durations)],
+    }
+
+
+def element(**params: Any) -> dict[str, Any]:
+    return {"model": "kling-custom-element", "model_params": {**ELEMENT_PARAMS, **params}}
+
+
+@pytest.fixture
+def client(kling_simulator: EvoLinkSimulator) -> Iterator[httpx.Client]:
+    with httpx.Client(
+        transport=kling_simulator.sync_transport(),
+        base_url="http://evolink-sim.localhost",
+        headers={"Authorization": f"Bearer {DEFAULT_API_KEY}"},
+    ) as c:
+        yield c
+
+
+def vendor_examples() -> Iterator[Any]:
+    for path in sorted(OPENAPI.glob("kling-*.json")):
+        operation = json.loads(path.read_text())["paths"]["/v1/videos/generations"]["post"]
+        for name, example in operation["requestBody"]["content"]["application/json"]["examples"].items():
+            yield pytest.param(example["value"], id=f"{path.stem}:{name}")
+
+
+@pytest.mark.parametrize("body", list(vendor_examples()))
+def test_every_vendor_example_is_accepted(client: httpx.Client, body: dict[str, Any]) -> None:
+    response = client.post("/v1/videos/generations", json=body)
+    assert response.status_code == 200, response.text
+    assert response.json()["model"] == body["model"]
+
+
+ACCEPTED = [
+    pytest.param({**T2V, "prompt": "", **{"model_params": shots("2", "3")}}, id="empty-prompt-customize"),
+    pytest.param({"model": "kling-v3-text-to-video", "model_params": shots("5")}, id="no-prompt-customize"),
+    pytest.param({**T2V, "duration": 10, "model_params": shots("4", "6")}, id="shots-sum"),
+    pytest.param({**T2V, "model_params": {"multi_shot": True, "shot_type": "intelligence"}}, id="intelligence"),
+    pytest.param(
+        {**I2V, "prompt": "<<<element_1>>> waves", "model_params": {"element_list": [{"element_id": "el-1"}]}},
+        id="element-placeholder",
+    ),
+    pytest.param({**I2V, "image_end": "https://example.com/end.png"}, id="image-end"),
+    pytest.param({**T2V, "callback_url": "https://hooks.example.com/kling"}, id="callback"),
+    pytest.param({**T2V, "negative_prompt": "x" * 2500}, id="negative-max"),
+    pytest.param(
+        {**O3I, "model_params": {"element_list": [{"element_id": f"el-{i}"} for i in range(7)]}}, id="o3-7-elements"
+    ),
+    pytest.param(element(element_image_list=IMAGES), id="element-image"),
+    pytest.param(
+        element(reference_type="video_refer", element_video_list=VIDEOS, element_voice_id="829824295735410756"),
+        id="element-video-voice",
+    ),
+    pytest.param({**T2V, "unknown_future_field": 1}, id="extra-field-tolerated"),
+]
+
+
+@pytest.mark.parametrize("body", ACCEPTED)
+def test_valid_requests_are_accepted(client: httpx.Client, body: dict[str, Any]) -> None:
+    response = client.post("/v1/videos/generations", json=body)
+    assert response.status_code == 200, response.text
+
+
+REJECTED = [
+    # schema
+    pytest.param({"prompt": "x"}, "model", id="no-model"),
+    pytest.param({**T2V, "model": "kling-v9"}, "model", id="unknown-model"),
+    pytest.param({"model": "kling-v3-text-to-video"}, "prompt", id="no-prompt"),
+    pytest.param({**T2V, "prompt": "x" * 2501}, "prompt", id="prompt-too-long"),
+    pytest.param({**T2V, "duration": 2}, "duration", id="duration-low"),
+    pytest.param({**T2V, "duration": 16}, "duration", id="duration-high"),
+    pytest.param({**T2V, "duration": "5"}, "duration", id="duration-string"),
+    pytest.param({**T2V, "quality": "8k"}, "quality", id="quality"),
+    pytest.param({**T2V, "aspect_ratio": "4:3"}, "aspect_ratio", id="aspect"),
+    pytest.param({**T2V, "sound": True}, "sound", id="sound-bool"),
+    pytest.param({"model": "kling-v3-image-to-video", "prompt": "x"}, "image_start", id="i2v-no-image"),
+    pytest.param({**T2V, "model": "kling-v3-turbo-text-to-video", "quality": "4k"}, "quality", id="turbo-4k"),
+    pytest.param(
+        {**I2V, "model_params": {"element_list": [{"element_id": f"el-{i}"} for i in range(4)]}},
+        "model_params.element_list",
+        id="four-elements",
+    ),
+    pytest.param(
+        {**T2V, "model_params": {**shots("5"), "multi_prompt": [{"index": 1, "prompt": "x"}]}},
+        "model_params.multi_prompt[0].duration",
+        id="shot-without-duration",
+    ),
+    pytest.param(
+        {**T2V, "model_params": {**shots("5"), "multi_prompt": [{"index": 1, "prompt": "x" * 513, "duration": "5"}]}},
+        "model_params.multi_prompt[0].prompt",
+        id="shot-prompt-too-long",
+    ),
+    pytest.param({**T2V, "model_params": shots("1", "1", "1", "1", "1", "0")}, None, id="seven-shots-or-zero"),
+    # documented rules
+    pytest.param({**T2V, "prompt": "   "}, "prompt", id="blank-prompt"),
+    pytest.param({**T2V, "model_params": {"multi_shot": True}}, "model_params.shot_type", id="multishot-no-type"),
+    pytest.param(
+        {**T2V, "model_params": {"multi_shot": True, "shot_type": "customize"}},
+        "model_params.multi_prompt",
+        id="customize-no-shots",
+    ),
+    pytest.param({**T2V, "model_params": shots("2", "2")}, "model_params.multi_prompt", id="shots-sum-short"),
+    pytest.param({**T2V, "model_params": shots("3", "3")}, "model_params.multi_prompt", id="shots-sum-long"),
+    pytest.param({**T2V, "model_params": shots("0", "5")}, "model_params.multi_prompt[0].duration", id="shot-zero"),
+    pytest.param({**T2V, "model_params": shots("2.5", "2.5")}, "model_params.multi_prompt[0].duration", id="shot-frac"),
+    pytest.param({**T2V, "model_params": shots("five")}, "model_params.multi_prompt[0].duration", id="shot-words"),
+    pytest.param(
+        {**T2V, "model_params": {**shots("5"), "multi_prompt": [{"index": 2, "prompt": "x", "duration": "5"}]}},
+        "model_params.multi_prompt[0].index",
+        id="shot-index",
+    ),
+    pytest.param(
+        {**I2V, "prompt": "<<<element_2>>> waves", "model_params": {"element_list": [{"element_id": "el-1"}]}},
+        "prompt",
+        id="placeholder-beyond-list",
+    ),
+    pytest.param({**I2V, "prompt": "<<<element_1>>> waves"}, "prompt", id="placeholder-without-list"),
+    pytest.param(
+        {**T2V, "model_params": {"element_list": [{"element_id": "el-1"}]}},
+        "model_params.element_list",
+        id="elements-on-t2v",
+    ),
+    pytest.param({**O3I, "image_end": "https://example.com/end.png"}, "image_end", id="end-without-start"),
+    pytest.param({**I2V, "image_start": "not a url"}, "image_start", id="image-not-url"),
+    pytest.param({**I2V, "image_start": "ftp://example.com/a.png"}, "image_start", id="image-ftp"),
+    pytest.param({**T2V, "negative_prompt": "x" * 2501}, "negative_prompt", id="negative-too-long"),
+    pytest.param({**T2V, "callback_url": "http://example.com/hook"}, "callback_url", id="callback-http"),
+    pytest.param({**T2V, "callback_url": "https://127.0.0.1/hook"}, "callback_url", id="callback-loopback"),
+    pytest.param({**T2V, "callback_url": "https://10.1.2.3/hook"}, "callback_url", id="callback-10"),
+    pytest.param({**T2V, "callback_url": "https://172.20.0.1/hook"}, "callback_url", id="callback-172"),
+    pytest.param({**T2V, "callback_url": "https://192.168.1.5/hook"}, "callback_url", id="callback-192"),
+    pytest.param({**T2V, "callback_url": "https://169.254.169.254/x"}, "callback_url", id="callback-metadata"),
+    pytest.param({**T2V, "callback_url": "https://[::1]/hook"}, "callback_url", id="callback-ipv6"),
+    pytest.param({**T2V, "callback_url": "https://localhost/hook"}, "callback_url", id="callback-localhost"),
+    pytest.param({**T2V, "callback_url": "https://example.com/" + "a" * 2030}, "callback_url", id="callback-too-long"),
+    pytest.param(element(), "model_params.element_image_list", id="image-refer-no-images"),
+    pytest.param(element(reference_type="video_refer"), "model_params.element_video_list", id="video-refer-no-video"),
+    pytest.param(
+        element(element_image_list=IMAGES, element_voice_id="123"),
+        "model_params.element_voice_id",
+        id="voice-with-image-refer",
+    ),
+    pytest.param(element(element_name="x" * 21, element_image_list=IMAGES), "model_params.element_name", id="name"),
+    pytest.param(
+        element(element_image_list={**IMAGES, "refer_images": [{"image_url": "https://e.com/a.jpg"}] * 4}),
+        "model_params.element_image_list.refer_images",
+        id="four-refer-images",
+    ),
+    pytest.param({"model": "kling-custom-element"}, "model_params", id="element-no-params"),
+]
+
+
+@pytest.mark.parametrize(("body", "param"), REJECTED)
+def test_invalid_requests_are_400_with_param(
+    kling_simulator: EvoLinkSimulator, client: httpx.Client, body: dict[str, Any], param: str | None
+) -> None:
+    response = client.post("/v1/videos/generations", json=body)
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert error["code"] == "invalid_request"
+    assert error["type"] == "invalid_request_error"
+    assert error["message"]
+    if param is not None:
+        assert error["param"] == param
+    assert kling_simulator.tasks == []  # nothing created, nothing billed
+    assert kling_simulator.credits_spent == 0
+
+
+def test_body_that_is_not_json(client: httpx.Client) -> None:
+    response = client.post("/v1/videos/generations", content=b"{nope", headers={"Content-Type": "application/json"})
+    assert response.status_code == 400 and response.json()["error"]["code"] == "invalid_request"
+    array = client.post("/v1/videos/generations", json=[T2V])
+    assert array.status_code == 400
+
+
+def test_defaults_and_output_sizes(kling_simulator: EvoLinkSimulator, client: httpx.Client) -> None:
+    cases = [
+        ({**T2V}, (1280, 720, 5)),
+        ({**T2V, "aspect_ratio": "9:16"}, (720, 1280, 5)),
+        ({**T2V, "aspect_ratio": "1:1", "duration": 7}, (720, 720, 7)),
+        ({**T2V, "quality": "1080p"}, (1920, 1080, 5)),
+        ({**T2V, "quality": "1080p", "aspect_ratio": "9:16"}, (1080, 1920, 5)),
+        ({**T2V, "quality": "4k"}, (3840, 2160, 5)),
+        ({**I2V, "aspect_ratio": "9:16"}, (1280, 720, 5)),  # v3 i2v ignores it: follows the image, default 16:9
+        ({**O3I, "image_start": "https://example.com/a.png", "aspect_ratio": "1:1"}, (720, 720, 5)),
+    ]
+    for body, (width, height, duration) in cases:
+        task_id = client.post("/v1/videos/generations", json=body).json()["id"]
+        task = kling_simulator.task(task_id)
+        assert (task.width, task.height, task.spec.duration) == (width, height, duration), body
+
+
+def test_turbo_models_ignore_sound_in_the_price(client: httpx.Client) -> None:
+    body = {"model": "kling-v3-turbo-text-to-video", "prompt": "x", "sound": "on"}
+    assert client.post("/v1/videos/generations", json=body).json()["usage"]["credits_reserved"] == 27.0
