@@ -14,8 +14,9 @@ import pytest
 _home = Path(os.environ.get("KLING_TEST_AIRFLOW_HOME") or tempfile.mkdtemp(prefix="kling-airflow-home-"))
 os.environ.setdefault("AIRFLOW_HOME", str(_home))
 os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
-
 REPO_ROOT = Path(__file__).resolve().parent.parent
+# dag.test() syncs DAGs from the configured bundle: the operator tests' DAGs live here.
+os.environ.setdefault("AIRFLOW__CORE__DAGS_FOLDER", str(REPO_ROOT / "tests" / "dags"))
 
 pytest_plugins = ["kling_provider.testing.pytest_plugin"]
 
