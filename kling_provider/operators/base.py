@@ -48,6 +48,7 @@ LINK_LIFETIME = timedelta(hours=24)
 VIDEO_URL_XCOM_KEY = "kling_video_url"
 _PLACEHOLDER_URL = "https://example.com/placeholder.png"
 _PLACEHOLDER_TEXT = "placeholder"
+_COMMON_PLACEHOLDERS = {"callback_url": "https://example.com/callback"}
 
 
 def default_deferrable() -> bool:
@@ -153,7 +154,7 @@ class _KlingOperatorBase(BaseOperator):
         if isinstance(value, list | tuple):  # keep the length: <<<element_N>>> rules count items
             item_stand_in = str(self.placeholders.get(name + "[]", _PLACEHOLDER_TEXT + "-{i}"))
             return [item_stand_in.format(i=i) if _is_template(item) else item for i, item in enumerate(value)]
-        return self.placeholders.get(name, _PLACEHOLDER_TEXT)
+        return self.placeholders.get(name, _COMMON_PLACEHOLDERS.get(name, _PLACEHOLDER_TEXT))
 
     def _request(self, kwargs: dict[str, Any], *, images_as_placeholders: bool) -> KlingRequest:
         kwargs = {k: v for k, v in kwargs.items() if v is not None}

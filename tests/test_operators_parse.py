@@ -1,0 +1,121 @@
+"""What happens when a DAG file is parsed: literal arguments validated, nothing sent, no lookups."""
+
+from __future__ import annotations
+
+import socket
+from typing import Any
+
+import pytest
+
+from kling_provider.exceptions import KlingValidationError
+from kling_provider.operators.base import default_deferrable
+from kling_provider.operators.kling import (
+    KlingCreateElementOperator,
+    KlingImageToVideoOperator,
+    KlingTextToVideoOperator,
+)
+
+
+@pytest.fixture
+def no_network_no_connections(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Fail loudly on any socket connect or connection lookup during the test."""
+    attempts: list[str] = []
+
+    def refuse(*args: Any, **kwargs: Any) -> Any:
+        attempts.append(repr(args[:2]))
+        raise AssertionError(f"network or connection lookup at parse time: {args[:2]!r}")
+
+    from airflow.sdk.bases.hook import BaseHook
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    monkeypatch.setattr(BaseHook, "get_connection", classmethod(refuse))
+    return attempts
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field", "rule"),
+    [
+        ({"prompt": "x", "duration": 20}, "duration", "from 3 to 15"),
+        ({"prompt": "x", "duration": 2.5}, "duration", "integer"),
+        ({"prompt": "x", "quality": "8k"}, "quality", "one of"),
+        ({"prompt": "x", "aspect_ratio": "4:3"}, "aspect_ratio", "one of"),
+        ({"prompt": "x" * 2501}, "prompt", "2500"),
+        ({"prompt": "x", "negative_prompt": "n" * 2501}, "negative_prompt", "2500"),
+        ({"prompt": "x", "callback_url": "http://example.com/hook"}, "callback_url", "https"),
+        ({"prompt": "x", "callback_url": "https://127.0.0.1/hook"}, "callback_url", ""),
+        ({"shots": [{"prompt": "a", "duration": 2}, {"prompt": "b", "duration": 2}], "duration": 5}, "shots", "add up"),
+        ({"shots": [{"prompt": "a", "duration": 1}] * 7, "duration": 7}, "shots", "6"),
+        ({"prompt": "<<<element_1>>> runs"}, "prompt", "element"),
+        ({"prompt": "x", "duration": 15, "quality": "1080p", "sound": True, "max_credits": 100}, "max_credits", "162"),
+        ({"prompt": "x", "quality": "4k", "max_credits": 1000}, "max_credits", "unknown"),
+        ({"prompt": "x", "timeout": 0}, "timeout", "positive"),
+    ],
+)
+def test_literal_mistakes_fail_at_parse_time_naming_the_field(
+    kwargs: dict[str, Any], field: str, rule: str, no_network_no_connections: list[str]
+) -> None:
+    with pytest.raises(KlingValidationError) as caught:
+        KlingTextToVideoOperator(task_id="t", **kwargs)
+    assert field in str(caught.value)
+    assert rule in str(caught.value)
+    assert no_network_no_connections == []
+
+
+def test_templated_arguments_wait_for_rendering(no_network_no_connections: list[str]) -> None:
+    KlingTextToVideoOperator(task_id="t", prompt="{{ params.p }}", callback_url="{{ var.value.cb }}")
+    KlingImageToVideoOperator(
+        task_id="i",
+        image_start="{{ params.image }}",
+        image_end="s3://bucket/end.png",
+        prompt="<<<element_1>>> and <<<element_2>>>",
+        elements=["{{ a }}", "{{ b }}"],
+    )
+    KlingCreateElementOperator(
+        task_id="e",
+        element_name="Fox",
+        element_description="An orange fox",
+        frontal_image="/data/fox.png",
+        refer_images=["{{ params.side }}", "{{ params.back }}"],
+    )
+    assert no_network_no_connections == []
+
+
+def test_templated_list_keeps_its_length_for_placeholder_rules() -> None:
+    with pytest.raises(KlingValidationError, match="element"):
+        KlingImageToVideoOperator(
+            task_id="i", image_start="https://example.com/a.png", prompt="<<<element_2>>>", elements=["{{ a }}"]
+        )
+
+
+def test_image_to_video_rejects_aspect_ratio_and_unknown_arguments() -> None:
+    with pytest.raises(TypeError):
+        KlingImageToVideoOperator(task_id="i", image_start="https://example.com/a.png", aspect_ratio="16:9")
+
+
+def test_two_hundred_operators_parse_without_network(no_network_no_connections: list[str]) -> None:
+    from datetime import datetime
+
+    from airflow.sdk import DAG
+
+    with DAG("many", start_date=datetime(2026, 1, 1), schedule=None):
+        for n in range(200):
+            KlingTextToVideoOperator(task_id=f"v{n}", prompt=f"clip {n}", output_uri=f"/tmp/v{n}.mp4")
+    assert no_network_no_connections == []
+
+
+def test_deferrable_by_default_with_a_provider_switch(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert default_deferrable() is True
+    assert KlingTextToVideoOperator(task_id="t", prompt="x").deferrable is True
+    monkeypatch.setenv("AIRFLOW__KLING__DEFAULT_DEFERRABLE", "False")
+    assert KlingTextToVideoOperator(task_id="t", prompt="x").deferrable is False
+    monkeypatch.setenv("AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE", "True")
+    assert KlingTextToVideoOperator(task_id="t", prompt="x").deferrable is True
+    assert KlingTextToVideoOperator(task_id="t", prompt="x", deferrable=False).deferrable is False
+
+
+def test_output_argument_name_does_not_clash_with_base_operator() -> None:
+    op = KlingTextToVideoOperator(task_id="t", prompt="x", output_uri="s3://b/k.mp4")
+    assert op.output_uri == "s3://b/k.mp4"
+    assert "output_uri" in op.template_fields
+    assert op.output is not None  # BaseOperator's XComArg property still works
