@@ -41,7 +41,21 @@ PROVIDER_INFO: dict[str, Any] = {
             },
         }
     ],
+    "integrations": [
+        {
+            "integration-name": "Kling (EvoLink)",
+            "external-doc-url": "https://evolink.ai",
+            "tags": ["service"],
+        }
+    ],
     "hooks": [
         {"integration-name": "Kling (EvoLink)", "python-modules": ["kling_provider.hooks.kling"]},
     ],
+    "triggers": [
+        {"integration-name": "Kling (EvoLink)", "python-modules": ["kling_provider.triggers.kling"]},
+    ],
+    "operators": [
+        {"integration-name": "Kling (EvoLink)", "python-modules": ["kling_provider.operators.kling"]},
+    ],
+    "extra-links": ["kling_provider.operators.kling.KlingVideoLink"],
 }
