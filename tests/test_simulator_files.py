@@ -243,7 +243,7 @@ def test_unusable_input_images_fail_the_task(
 def video_info(data: bytes) -> tuple[int, int, float]:
     with av.open(io.BytesIO(data)) as container:
         stream = container.streams.video[0]
-        assert stream.duration is not None
+        assert stream.duration is not None and stream.time_base is not None
         return stream.width, stream.height, float(stream.duration * stream.time_base)
 
 
