@@ -60,7 +60,7 @@ def main() -> int:
     try:
         _wait_for_port(port, simulator)
         print(f"Simulator listening on {base_url}", flush=True)
-        subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], check=True, capture_output=True)  # noqa: S603
+        subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], check=True, capture_output=True)
 
         from airflow.dag_processing.dagbag import DagBag
 
