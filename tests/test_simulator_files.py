@@ -268,7 +268,10 @@ def test_result_is_a_real_mp4_of_the_requested_size_and_length(
     assert response.headers["content-type"] == "video/mp4"
     assert int(response.headers["content-length"]) == len(response.content)
     assert video_info(response.content) == (*size, float(extra.get("duration", 5)))
-    assert sim.count(phase="download", status=200) == 1
+    head = client.head(url)
+    assert head.status_code == 200 and head.content == b""
+    assert head.headers["content-length"] == response.headers["content-length"]
+    assert sim.count(phase="download", status=200) == 2
 
 
 def test_result_link_expires_like_a_cdn_link(sim: EvoLinkSimulator, client: httpx.Client) -> None:

@@ -146,8 +146,9 @@ def test_kling_connection_points_airflow_at_the_server(kling_connection: KlingTe
     assert DEFAULT_API_KEY not in repr(kling_connection)
     from airflow.models.connection import Connection
 
-    conn = Connection(conn_id="kling_default", uri=None, **_connection_kwargs(value))
-    assert conn.host == kling_connection.base_url and conn.password == DEFAULT_API_KEY
+    conn = Connection.from_json(os.environ["AIRFLOW_CONN_KLING_DEFAULT"], conn_id="kling_default")
+    assert conn.conn_type == "kling" and conn.host == kling_connection.base_url
+    assert conn.password == DEFAULT_API_KEY and conn.extra_dejson == {"files_host": kling_connection.base_url}
     # It is a real server on real time with ~1 s tasks.
     with httpx.Client(base_url=kling_connection.base_url, headers=AUTH) as client:
         task_id = client.post("/v1/videos/generations", json=T2V).json()["id"]
@@ -157,15 +158,6 @@ def test_kling_connection_points_airflow_at_the_server(kling_connection: KlingTe
             "a task on the real-time server",
         )
         assert client.get(done["results"][0]).status_code == 200
-
-
-def _connection_kwargs(value: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "conn_type": value["conn_type"],
-        "host": value["host"],
-        "password": value["password"],
-        "extra": json.dumps(value["extra"]),
-    }
 
 
 def test_kling_inprocess_connection(kling_inprocess_connection: KlingTestConnection) -> None:

@@ -78,6 +78,8 @@ __all__ = ["DEFAULT_API_KEY", "EvoLinkSimulator"]
 DEFAULT_API_KEY = "sk-sim-local"
 _API_PHASES = frozenset({"submit", "poll", "upload", "quota"})
 _FILE_API_PHASES = frozenset({"upload", "quota"})
+#: Pre-signed / public links (results, uploaded files): no key, GET and HEAD.
+_LINK_PHASES = frozenset({"download", "file"})
 _ID_ALPHABET = string.ascii_lowercase + string.digits
 
 #: status -> (string code, type, message) of the vendor's documented HTTP errors.
@@ -396,7 +398,7 @@ class EvoLinkSimulator:
             await _send(await self._handle(exchange), record, scope, receive, send)
             return
         record.fault = fault.kind
-        response = await self._handle(exchange) if fault.processes_request else None
+        response = await self._handle(exchange) if fault.processes(request.method) else None
         await self._deliver_fault(fault, exchange, response, scope, receive, send)
 
     async def _handle(self, ex: _Exchange) -> Response:
@@ -865,7 +867,7 @@ def _route(method: str, path: str) -> tuple[str | None, Phase, dict[str, str], l
         match = route.pattern.fullmatch(path)
         if match is None:
             continue
-        if route.method == method:
+        if route.method == method or (method == "HEAD" and route.method == "GET" and route.phase in _LINK_PHASES):
             return route.handler, route.phase, {k: unquote(v) for k, v in match.groupdict().items()}, [route.method]
         allowed.append(route.method)
         phase = route.phase
@@ -938,9 +940,13 @@ def _cdn_error(status: int, code: str, message: str) -> Response:
 
 
 async def _send(response: Response, record: RequestRecord, scope: Scope, receive: Receive, send: Send) -> None:
+    head = scope["method"] == "HEAD"
+
     async def recording_send(message: Message) -> None:
         if message["type"] == "http.response.start":
             record.status = int(message["status"])
+        elif head and message["type"] == "http.response.body":
+            message = {**message, "body": b""}  # headers (Content-Length included) only
         await send(message)
 
     await response(scope, receive, recording_send)

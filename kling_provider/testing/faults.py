@@ -85,8 +85,9 @@ class Fault:
       with ``lost_as="timeout"``, as a ``slow`` answer.
 
     ``processed`` says whether the simulator acts on the request (creates the task, stores the
-    file) before the fault hits. Default: True for ``slow`` and ``lost_submit_response``, False
-    for the rest. A ``slow`` fault on an unprocessed request ends in a 504 from the "gateway".
+    file) before the fault hits. Default: True for ``slow``, ``lost_submit_response`` and a
+    ``drop`` of a GET (so a dropped download breaks mid-video), False for the rest. A ``slow``
+    fault on an unprocessed request ends in a 504 from the "gateway".
 
     Task kinds (attached to the next task(s) created; ``phase`` and ``task_id`` are ignored):
 
@@ -150,11 +151,16 @@ class Fault:
         limit = self.limit
         return limit is not None and self.hits >= limit
 
-    @property
-    def processes_request(self) -> bool:
+    def processes(self, method: str) -> bool:
+        """Whether a ``method`` request hit by this fault is acted on before the fault hits.
+
+        GETs change nothing, so a late or broken answer to one carries the real (partial) body.
+        """
         if self.processed is not None:
             return self.processed
-        return self.kind in ("slow", "lost_submit_response")
+        if self.kind in ("slow", "lost_submit_response"):
+            return True
+        return self.kind == "drop" and method in ("GET", "HEAD")
 
     @property
     def effective_status(self) -> int:

@@ -40,7 +40,7 @@ class SimulatorServer:
         log_level: str = "warning",
         startup_timeout: float = 10.0,
     ) -> None:
-        self.sim = sim or EvoLinkSimulator()
+        self.sim = sim if sim is not None else EvoLinkSimulator()
         self.host = host
         self._requested_port = port
         self._log_level = log_level
