@@ -144,3 +144,33 @@ def test_bad_local_image_fails_before_any_request(kling_connection: Any, tmp_pat
     result = run_dag("i2v_image", frame=small)
     assert "failed" in result["animate"]["state"]
     assert kling_connection.sim.requests == []
+
+
+def test_variable_store_resumes_on_airflow_without_task_state_store(
+    kling_connection: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Airflow < 3.3 has no task_state_store: the Variable fallback must give the same bill-once resume."""
+    from kling_provider.operators import state
+
+    original = state.state_store_for
+    used: list[str] = []
+
+    def without_task_state_store(context: Any) -> Any:
+        store = original({k: v for k, v in context.items() if k != "task_state_store"})
+        used.append(type(store).__name__)
+        return store
+
+    monkeypatch.setattr(state, "state_store_for", without_task_state_store)
+    kling_connection.sim.faults.add(Fault(phase="download", kind="drop", times=5))
+    result = run_dag("t2v_retrying", output_uri=tmp_path / "v.mp4")
+    assert "success" in result["video"]["state"], result
+    assert result["video"]["try_number"] == 2
+    assert posts(kling_connection.sim) == 1
+    assert set(used) == {"_VariableTaskStateStore"}
+
+    from airflow.models.variable import Variable as VariableModel
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        leftovers = session.query(VariableModel).filter(VariableModel.key.like("kling_provider.task_state.%")).all()
+    assert leftovers == [], "the Variable is deleted once the video is saved"
