@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, TypeVar, cast
 
 import pytest
 
@@ -88,34 +88,64 @@ class SimEnv:
         return counts
 
 
+class Loopback:
+    """One real loopback server for a whole test module, serving the current test's simulator.
+
+    Starting a :class:`SimulatorServer` is quick but stopping one takes uvicorn ~0.2 s; a module
+    of a hundred loopback tests would spend most of its time there. So the server serves this
+    small ASGI switch, and each test plugs in a fresh simulator of its own.
+    """
+
+    def __init__(self) -> None:
+        self.sim: EvoLinkSimulator | None = None
+        self.server = SimulatorServer(cast("EvoLinkSimulator", self))
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        sim = self.sim
+        if sim is None:
+            raise RuntimeError("no simulator plugged in: the request came between two tests")
+        await sim(scope, receive, send)
+
+    @classmethod
+    @contextmanager
+    def serve(cls) -> Iterator[Loopback]:
+        switch = cls()
+        with switch.server:
+            yield switch
+
+
 @contextmanager
-def open_env(mode: Mode, monkeypatch: pytest.MonkeyPatch, **sim_options: Any) -> Iterator[SimEnv]:
-    """A :class:`SimEnv` for ``mode``; the simulator's clock stands still unless a test moves it."""
+def open_env(
+    mode: Mode, monkeypatch: pytest.MonkeyPatch, loopback: Loopback | None = None, **sim_options: Any
+) -> Iterator[SimEnv]:
+    """A :class:`SimEnv` for ``mode``; the simulator's clock stands still unless a test moves it.
+
+    Over loopback the simulator is served by ``loopback`` when given, else by a server of its own.
+    """
+    if mode == "loopback" and loopback is None:
+        with Loopback.serve() as own, open_env(mode, monkeypatch, own, **sim_options) as env:
+            yield env
+        return
     sim_options.setdefault("clock", SimClock(speed=0))
     sim_options.setdefault("generation_seconds", 3.0)
     sim = EvoLinkSimulator(**sim_options)
-    if mode == "inprocess":
+    if loopback is None:
         env = SimEnv(mode, sim, IN_PROCESS_URL, monkeypatch)
-        env.connect()
-        try:
-            yield env
-        finally:
-            _close_hooks(env)
-        return
-    with SimulatorServer(sim) as server:
-        env = SimEnv(mode, sim, server.base_url, monkeypatch)
-        env.connect()
-        try:
-            yield env
-        finally:
-            _close_hooks(env)
+    else:
+        loopback.sim = sim
+        env = SimEnv(mode, sim, loopback.server.base_url, monkeypatch)
+    env.connect()
+    try:
+        yield env
+    finally:
+        _close_hooks(env)
+        if loopback is not None:
+            loopback.sim = None
 
 
 def _close_hooks(env: SimEnv) -> None:
     for hook in env.hooks:
         hook.close()
-        if hook._aclient_key is not None:  # an async test that failed before aclose()
-            asyncio.run(hook.aclose())
 
 
 def text_request(duration: int = 5, quality: str = "720p", aspect_ratio: str = "16:9") -> Any:
@@ -127,35 +157,58 @@ def text_request(duration: int = 5, quality: str = "720p", aspect_ratio: str = "
 # -- sync / async -------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
 class Caller:
     """Runs ``submit``/``get_task`` through the sync client or the async one.
 
-    An async call runs on its own event loop and gives its client back afterwards (``aclose``),
-    as a trigger does when it ends, so no client outlives the loop it was made on.
+    Async calls of one test share one event loop, as a triggerer's do, and so one shared
+    ``AsyncClient`` per hook; :meth:`close` gives the clients back (``aclose``) and ends the loop.
     """
 
-    flavour: Flavour
+    def __init__(self, flavour: Flavour) -> None:
+        self.flavour = flavour
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._hooks: list[KlingHook] = []
+
+    @classmethod
+    @contextmanager
+    def open(cls, flavour: Flavour) -> Iterator[Caller]:
+        caller = cls(flavour)
+        try:
+            yield caller
+        finally:
+            caller.close()
 
     def submit(self, hook: KlingHook, request: Any) -> Task:
         if self.flavour == "sync":
             return hook.submit(request)
-        return _run_once(hook, lambda: hook.asubmit(request))
+        return self.run(hook, lambda: hook.asubmit(request))
 
     def get_task(self, hook: KlingHook, task_id: str) -> Task:
         if self.flavour == "sync":
             return hook.get_task(task_id)
-        return _run_once(hook, lambda: hook.aget_task(task_id))
+        return self.run(hook, lambda: hook.aget_task(task_id))
 
+    def run(self, hook: KlingHook, call: Callable[[], Awaitable[T]]) -> T:
+        """Run one async call of ``hook`` on this caller's loop."""
+        if self._loop is None:
+            self._loop = asyncio.new_event_loop()
+        if hook not in self._hooks:
+            self._hooks.append(hook)
 
-def _run_once(hook: KlingHook, call: Callable[[], Awaitable[T]]) -> T:
-    async def go() -> T:
-        try:
+        async def go() -> T:
             return await call()
-        finally:
-            await hook.aclose()
 
-    return asyncio.run(go())
+        return self._loop.run_until_complete(go())
+
+    def close(self) -> None:
+        loop, self._loop = self._loop, None
+        if loop is None:
+            return
+        try:
+            for hook in self._hooks:
+                loop.run_until_complete(hook.aclose())
+        finally:
+            loop.close()
 
 
 # -- the hook's sleeps --------------------------------------------------------------------------
@@ -169,17 +222,19 @@ class SleepLog:
     and its value can be asserted.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, then: Callable[[float], object] | None = None) -> None:
         self.delays: list[float] = []
+        #: Called with each delay, e.g. ``sim.clock.advance`` to live through it in simulated time.
+        self.then = then
 
     def install(self, monkeypatch: pytest.MonkeyPatch) -> SleepLog:
-        log = self.delays
-
         def sleep(seconds: float) -> None:
-            log.append(seconds)
+            self.delays.append(seconds)
+            if self.then is not None:
+                self.then(seconds)
 
         async def asleep(seconds: float) -> None:
-            log.append(seconds)
+            sleep(seconds)
             await asyncio.sleep(0)
 
         monkeypatch.setattr(kling_module, "time", _stand_in(time, sleep=sleep))

@@ -18,6 +18,7 @@ from hook_support import (
     WRONG_KEY,
     Caller,
     Flavour,
+    Loopback,
     Mode,
     SimEnv,
     assert_request_log_secret_free,
@@ -33,15 +34,22 @@ from kling_provider.testing import SimClock
 from kling_provider.testing.media import make_mp4, mp4_info
 
 
+@pytest.fixture(scope="module")
+def loopback() -> Iterator[Loopback]:
+    with Loopback.serve() as server:
+        yield server
+
+
 @pytest.fixture(params=MODES)
-def env(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[SimEnv]:
-    with open_env(request.param, monkeypatch) as sim_env:
+def env(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, loopback: Loopback) -> Iterator[SimEnv]:
+    with open_env(request.param, monkeypatch, loopback) as sim_env:
         yield sim_env
 
 
 @pytest.fixture(params=FLAVOURS)
-def caller(request: pytest.FixtureRequest) -> Caller:
-    return Caller(request.param)
+def caller(request: pytest.FixtureRequest) -> Iterator[Caller]:
+    with Caller.open(request.param) as flavoured:
+        yield flavoured
 
 
 @pytest.mark.parametrize(
@@ -115,10 +123,10 @@ def test_wait_for_task_follows_the_task_to_the_end(env: SimEnv) -> None:
     assert env.sim.count(phase="poll") == len(seen) == 4  # t = 0, 1, 2 (processing), 3 (done)
 
 
-def test_wait_for_task_on_a_running_clock(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_wait_for_task_on_a_running_clock(monkeypatch: pytest.MonkeyPatch, loopback: Loopback, tmp_path: Path) -> None:
     """No help from the test: the simulator runs on real time and the hook polls until done."""
     with open_env(
-        "loopback", monkeypatch, clock=SimClock(speed=1.0), generation_seconds=0.3, pending_seconds=0.05
+        "loopback", monkeypatch, loopback, clock=SimClock(speed=1.0), generation_seconds=0.3, pending_seconds=0.05
     ) as env:
         hook = env.hook()
         task = hook.submit(text_request())
@@ -201,13 +209,15 @@ def test_the_key_never_shows(
 
 @pytest.mark.parametrize("flavour", FLAVOURS)
 @pytest.mark.parametrize("mode", MODES)
-def test_each_call_sends_the_bearer_key(monkeypatch: pytest.MonkeyPatch, mode: Mode, flavour: Flavour) -> None:
+def test_each_call_sends_the_bearer_key(
+    monkeypatch: pytest.MonkeyPatch, loopback: Loopback, mode: Mode, flavour: Flavour
+) -> None:
     """The simulator only accepts the configured key: every API call carried it."""
-    with open_env(mode, monkeypatch) as env:
+    with open_env(mode, monkeypatch, loopback) as env:
         hook = env.hook()
-        caller = Caller(flavour)
-        task = caller.submit(hook, text_request())
-        caller.get_task(hook, task.id)
+        with Caller.open(flavour) as caller:
+            task = caller.submit(hook, text_request())
+            caller.get_task(hook, task.id)
         records = env.sim.requests
         assert [(r.method, r.phase, r.status, r.authorized) for r in records] == [
             ("POST", "submit", 200, True),
