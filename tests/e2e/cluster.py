@@ -1,0 +1,500 @@
+"""A real Airflow for end-to-end tests: scheduler, triggerer, dag-processor and api-server.
+
+Each component is its own process group on a throwaway ``AIRFLOW_HOME`` (SQLite, LocalExecutor),
+so a test can kill one (a triggerer, a task process) and start it again. The REST API is
+reached without login (simple auth manager, everyone admin); the metadata database is read
+directly (read-only) for what the API does not show, such as the ``trigger`` table.
+
+Waiting is always polling with a deadline (:func:`wait_for`); every component writes its
+output to a file under ``<root>/component-logs`` and :meth:`AirflowCluster.diagnostics`
+returns their tails for a failure report.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import IO, Any, TypeVar
+from urllib.parse import quote
+
+import httpx
+import psutil
+from cryptography.fernet import Fernet
+
+__all__ = ["COMPONENTS", "AirflowCluster", "free_port", "wait_for"]
+
+T = TypeVar("T")
+
+#: The long-running Airflow components, in start order.
+COMPONENTS: tuple[str, ...] = ("api-server", "scheduler", "dag-processor", "triggerer")
+#: ``/api/v2/monitor/health`` section of each component that reports a heartbeat there.
+_HEALTH_SECTIONS = {"scheduler": "scheduler", "triggerer": "triggerer", "dag-processor": "dag_processor"}
+TERMINAL_RUN_STATES = frozenset({"success", "failed"})
+
+
+def free_port() -> int:
+    """A TCP port free on loopback right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for(
+    what: str,
+    probe: Callable[[], T | None],
+    *,
+    timeout: float,
+    interval: float = 0.5,
+    check: Callable[[], None] | None = None,
+) -> T:
+    """Call ``probe`` until it returns something other than None, or fail after ``timeout`` s.
+
+    ``check`` runs on every round and may raise to stop early (a component died, the DAG failed).
+    HTTP and SQLite errors from ``probe`` count as "not yet" and are reported on timeout.
+    """
+    deadline = time.monotonic() + timeout
+    last_error: BaseException | None = None
+    while True:
+        if check is not None:
+            check()
+        try:
+            value = probe()
+        except (httpx.HTTPError, sqlite3.Error) as err:
+            last_error, value = err, None
+        if value is not None:
+            return value
+        if time.monotonic() >= deadline:
+            detail = f" (last error: {type(last_error).__name__}: {last_error})" if last_error else ""
+            raise TimeoutError(f"{what}: not within {timeout:g} s{detail}")
+        time.sleep(interval)
+
+
+class AirflowCluster:
+    """Airflow's components as separate processes on a fresh home under ``root``.
+
+    :param root: an empty directory for the home, the DAGs folder and the component logs.
+    :param connections: connection id -> JSON connection (``AIRFLOW_CONN_<ID>``), seen by every
+        component and every task.
+    :param extra_env: more environment (``AIRFLOW__SECTION__KEY``) on top of the defaults.
+    """
+
+    def __init__(
+        self,
+        root: Path,
+        *,
+        connections: Mapping[str, Mapping[str, Any]] | None = None,
+        extra_env: Mapping[str, str] | None = None,
+    ) -> None:
+        self.root = root
+        self.home = root / "airflow-home"
+        self.dags_folder = root / "dags"
+        self.logs_dir = root / "component-logs"
+        for folder in (self.home, self.dags_folder, self.logs_dir):
+            folder.mkdir(parents=True, exist_ok=True)
+        self.db_path = self.home / "airflow.db"
+        self.api_port = free_port()
+        self.base_url = f"http://127.0.0.1:{self.api_port}"
+        self.fernet_key = Fernet.generate_key().decode()
+        self.env = self._environment(connections or {}, extra_env or {})
+        self.processes: dict[str, subprocess.Popen[bytes]] = {}
+        #: Every log file a component wrote, oldest first (a restart starts a new file).
+        self.component_logs: dict[str, list[Path]] = {}
+        self._log_handles: list[IO[bytes]] = []
+        self._api: httpx.Client | None = None
+
+    # -- set-up -------------------------------------------------------------------------------
+
+    def _environment(self, connections: Mapping[str, Mapping[str, Any]], extra: Mapping[str, str]) -> dict[str, str]:
+        # Nothing Airflow-specific leaks in from the test process (its own AIRFLOW_HOME, connections).
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW_", "AIRFLOW__"))}
+        env.update(
+            {
+                "AIRFLOW_HOME": str(self.home),
+                "PYTHONUNBUFFERED": "1",
+                "AIRFLOW__CORE__DAGS_FOLDER": str(self.dags_folder),
+                "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+                "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+                "AIRFLOW__CORE__PARALLELISM": "4",
+                "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
+                "AIRFLOW__CORE__FERNET_KEY": self.fernet_key,
+                "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.base_url}/execution/",
+                "AIRFLOW__CORE__AUTH_MANAGER": (
+                    "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
+                ),
+                "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
+                "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{self.db_path}",
+                "AIRFLOW__API__HOST": "127.0.0.1",
+                "AIRFLOW__API__PORT": str(self.api_port),
+                "AIRFLOW__API__BASE_URL": self.base_url,
+                "AIRFLOW__API__WORKERS": "1",
+                "AIRFLOW__API__SECRET_KEY": secrets.token_hex(16),
+                "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_hex(32),
+                # Log servers on free ports: other Airflows may run on this machine.
+                "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
+                "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
+                "AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_PORT": str(free_port()),
+                # New DAG files are seen within seconds; a parsed file is not re-parsed constantly.
+                "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
+                "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "60",
+                "AIRFLOW__DAG_PROCESSOR__PARSING_PROCESSES": "1",
+                # A killed triggerer's triggers move to a new one after 10 s instead of 30 s.
+                "AIRFLOW__TRIGGERER__JOB_HEARTBEAT_SEC": "2",
+                "AIRFLOW__TRIGGERER__TRIGGERER_HEALTH_CHECK_THRESHOLD": "10",
+                "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "60",
+            }
+        )
+        for conn_id, value in connections.items():
+            env[f"AIRFLOW_CONN_{conn_id.upper()}"] = json.dumps(dict(value))
+        env.update(extra)
+        return env
+
+    def add_dag_files(self, files: Iterable[Path]) -> list[Path]:
+        """Copy DAG files into the DAGs folder (before :meth:`start` they are parsed at once)."""
+        copied = []
+        for source in files:
+            target = self.dags_folder / source.name
+            target.write_bytes(source.read_bytes())
+            copied.append(target)
+        return copied
+
+    def airflow(self, *args: str, timeout: float = 180.0) -> subprocess.CompletedProcess[str]:
+        """Run a one-shot ``airflow`` CLI command in this cluster's environment; its output is logged."""
+        result = subprocess.run(
+            [sys.executable, "-m", "airflow", *args],
+            env=self.env,
+            cwd=self.root,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+        name = "cli-" + "-".join(a for a in args[:2] if not a.startswith("-"))
+        (self.logs_dir / f"{name}.log").write_text(result.stdout + result.stderr)
+        if result.returncode != 0:
+            raise RuntimeError(
+                f"airflow {' '.join(args)} exited with {result.returncode}:\n{_tail(result.stdout + result.stderr, 40)}"
+            )
+        return result
+
+    def start(self, components: Sequence[str] = COMPONENTS, *, timeout: float = 120.0) -> None:
+        """Migrate the database, start the components, and wait until each reports healthy."""
+        self.airflow("db", "migrate")
+        for name in components:
+            self.start_component(name)
+        self.wait_healthy(components, timeout=timeout)
+
+    def start_component(self, name: str) -> subprocess.Popen[bytes]:
+        """Start one component in its own process group, logging to a new file."""
+        if name not in COMPONENTS:
+            raise ValueError(f"unknown component {name!r}; one of {COMPONENTS}")
+        running = self.processes.get(name)
+        if running is not None and running.poll() is None:
+            raise RuntimeError(f"{name} is already running (pid {running.pid})")
+        logs = self.component_logs.setdefault(name, [])
+        log_path = self.logs_dir / f"{name}-{len(logs) + 1}.log"
+        logs.append(log_path)
+        handle = log_path.open("ab")
+        self._log_handles.append(handle)
+        args = [sys.executable, "-m", "airflow", name]
+        if name == "api-server":
+            args += ["--port", str(self.api_port), "--host", "127.0.0.1"]
+        process = subprocess.Popen(
+            args, env=self.env, cwd=self.root, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        self.processes[name] = process
+        return process
+
+    def stop_component(self, name: str, *, sig: signal.Signals = signal.SIGTERM, timeout: float = 20.0) -> None:
+        """Signal a component's whole process group, then make sure every process in it is gone."""
+        process = self.processes.get(name)
+        if process is None:
+            return
+        family = _family(process.pid)
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(process.pid, sig)
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=timeout)
+        # Children that left the group (or outlived the leader) are ours too.
+        _, alive = psutil.wait_procs([p for p in family if _alive(p)], timeout=timeout)
+        for leftover in alive:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                leftover.kill()
+        psutil.wait_procs(alive, timeout=5)
+
+    def kill_component(self, name: str) -> None:
+        """SIGKILL a component and everything it started: no clean shutdown, like a lost machine."""
+        self.stop_component(name, sig=signal.SIGKILL)
+
+    def restart_component(self, name: str, *, kill: bool = True, timeout: float = 90.0) -> None:
+        """Kill (or stop) a component, start a fresh one, and wait until it reports healthy again."""
+        self.stop_component(name, sig=signal.SIGKILL if kill else signal.SIGTERM)
+        started = time.time()
+        self.start_component(name)
+        self.wait_healthy([name], timeout=timeout, heartbeat_after=started)
+
+    def stop(self) -> None:
+        """Stop every component (reverse start order). Safe to call more than once."""
+        for name in reversed(list(self.processes)):
+            try:
+                self.stop_component(name)
+            except Exception as err:  # keep stopping the others
+                print(f"could not stop {name}: {err}", file=sys.stderr)
+        self.processes.clear()
+        if self._api is not None:
+            self._api.close()
+            self._api = None
+        for handle in self._log_handles:
+            handle.close()
+        self._log_handles.clear()
+
+    def __enter__(self) -> AirflowCluster:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- health -------------------------------------------------------------------------------
+
+    def check_alive(self, names: Iterable[str] | None = None) -> None:
+        """Raise if a component that should be running has exited."""
+        for name in names or list(self.processes):
+            process = self.processes.get(name)
+            if process is not None and process.poll() is not None:
+                raise RuntimeError(f"airflow {name} exited with code {process.returncode}")
+
+    def wait_healthy(
+        self, components: Iterable[str] = COMPONENTS, *, timeout: float = 120.0, heartbeat_after: float | None = None
+    ) -> None:
+        """Wait until the API answers and each component reports a healthy heartbeat.
+
+        ``heartbeat_after`` (unix time): only a heartbeat newer than this counts, so a restarted
+        component is not mistaken for its predecessor.
+        """
+        names = list(components)
+
+        def healthy() -> bool | None:
+            health = self.api.get("/api/v2/monitor/health")
+            if health.status_code != 200:
+                return None
+            body = health.json()
+            for name in names:
+                section = _HEALTH_SECTIONS.get(name)
+                if section is None:
+                    continue
+                info = body.get(section) or {}
+                if info.get("status") != "healthy":
+                    return None
+                if heartbeat_after is not None:
+                    beat = _parse_time(info.get(f"latest_{section}_heartbeat"))
+                    if beat is None or beat < heartbeat_after:
+                        return None
+            return True
+
+        wait_for(f"components {names} healthy", healthy, timeout=timeout, check=lambda: self.check_alive(names))
+
+    # -- REST API -----------------------------------------------------------------------------
+
+    @property
+    def api(self) -> httpx.Client:
+        if self._api is None:
+            self._api = httpx.Client(base_url=self.base_url, timeout=httpx.Timeout(30.0, connect=5.0))
+        return self._api
+
+    def _json(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = self.api.request(method, path, **kwargs)
+        if response.status_code >= 400:
+            raise AssertionError(f"{method} {path} -> HTTP {response.status_code}: {response.text[:2000]}")
+        return response.json() if response.content else None
+
+    def get(self, path: str, **params: Any) -> Any:
+        return self._json("GET", path, params=params or None)
+
+    def wait_for_dag(self, dag_id: str, *, timeout: float = 120.0) -> dict[str, Any]:
+        """Wait until the DAG is parsed and in the database; fail at once on an import error."""
+
+        def import_errors() -> None:
+            self.check_alive()
+            errors = self.get("/api/v2/importErrors").get("import_errors", [])
+            if errors:
+                details = "\n".join(f"{e.get('filename')}:\n{e.get('stack_trace')}" for e in errors)
+                raise AssertionError(f"DAG files failed to import:\n{details}")
+
+        def found() -> dict[str, Any] | None:
+            response = self.api.get(f"/api/v2/dags/{quote(dag_id)}")
+            return response.json() if response.status_code == 200 else None
+
+        return wait_for(f"DAG {dag_id} parsed", found, timeout=timeout, interval=1.0, check=import_errors)
+
+    def trigger(self, dag_id: str, conf: Mapping[str, Any] | None = None, *, run_id: str | None = None) -> str:
+        """Create a manual DAG run (unpausing the DAG) and return its run id."""
+        self._json("PATCH", f"/api/v2/dags/{quote(dag_id)}", json={"is_paused": False})
+        body: dict[str, Any] = {"logical_date": None, "conf": dict(conf or {})}
+        if run_id is not None:
+            body["dag_run_id"] = run_id
+        run = self._json("POST", f"/api/v2/dags/{quote(dag_id)}/dagRuns", json=body)
+        return str(run["dag_run_id"])
+
+    def dag_run(self, dag_id: str, run_id: str) -> dict[str, Any]:
+        return dict(self.get(f"/api/v2/dags/{quote(dag_id)}/dagRuns/{quote(run_id)}"))
+
+    def wait_for_run(self, dag_id: str, run_id: str, *, timeout: float) -> str:
+        """Wait until the DAG run ends; return its final state (``success`` or ``failed``)."""
+
+        def ended() -> str | None:
+            state = self.dag_run(dag_id, run_id).get("state")
+            return str(state) if state in TERMINAL_RUN_STATES else None
+
+        return wait_for(f"DAG run {dag_id}/{run_id} finished", ended, timeout=timeout, check=self.check_alive)
+
+    def task_instance(self, dag_id: str, run_id: str, task_id: str) -> dict[str, Any]:
+        return dict(self.get(self._ti_path(dag_id, run_id, task_id)))
+
+    def wait_for_task_state(
+        self, dag_id: str, run_id: str, task_id: str, states: Iterable[str], *, timeout: float
+    ) -> dict[str, Any]:
+        """Wait until the task instance is in one of ``states``; return it."""
+        wanted = set(states)
+
+        def reached() -> dict[str, Any] | None:
+            ti = self.task_instance(dag_id, run_id, task_id)
+            if ti.get("state") in wanted:
+                return ti
+            if ti.get("state") in ("failed", "upstream_failed", "removed") and not wanted & {"failed"}:
+                raise AssertionError(f"task {task_id} ended as {ti.get('state')} while waiting for {sorted(wanted)}")
+            return None
+
+        return wait_for(
+            f"task {dag_id}/{run_id}/{task_id} in {sorted(wanted)}",
+            reached,
+            timeout=timeout,
+            interval=0.25,
+            check=self.check_alive,
+        )
+
+    def task_tries(self, dag_id: str, run_id: str, task_id: str) -> list[dict[str, Any]]:
+        """The task instance's history, one entry per try (the current try included)."""
+        return list(self.get(self._ti_path(dag_id, run_id, task_id) + "/tries")["task_instances"])
+
+    def xcom(self, dag_id: str, run_id: str, task_id: str, key: str = "return_value") -> Any:
+        """An XCom value, deserialized."""
+        path = self._ti_path(dag_id, run_id, task_id) + f"/xcomEntries/{quote(key)}"
+        return self.get(path, deserialize="true")["value"]
+
+    def task_log(self, dag_id: str, run_id: str, task_id: str, try_number: int) -> str:
+        """One try's log as text, as the UI shows it (task and trigger lines)."""
+        response = self.api.get(
+            self._ti_path(dag_id, run_id, task_id) + f"/logs/{try_number}",
+            params={"full_content": "true"},
+            headers={"Accept": "application/json"},
+        )
+        if response.status_code != 200:
+            return f"<log not available: HTTP {response.status_code}: {response.text[:500]}>"
+        content = response.json().get("content")
+        if isinstance(content, list):
+            return "\n".join(json.dumps(line) if not isinstance(line, str) else line for line in content)
+        return str(content)
+
+    @staticmethod
+    def _ti_path(dag_id: str, run_id: str, task_id: str) -> str:
+        return f"/api/v2/dags/{quote(dag_id)}/dagRuns/{quote(run_id, safe='')}/taskInstances/{quote(task_id)}"
+
+    # -- metadata database (read-only) ----------------------------------------------------------
+
+    def query(self, sql: str, parameters: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        """Rows of a read-only query on the metadata database."""
+        connection = sqlite3.connect(f"file:{self.db_path}?mode=ro", uri=True, timeout=15)
+        try:
+            connection.row_factory = sqlite3.Row
+            return [dict(row) for row in connection.execute(sql, parameters)]
+        finally:
+            connection.close()
+
+    def decrypt(self, token: str) -> str:
+        """Plain text of a Fernet-encrypted column (trigger kwargs, connection passwords)."""
+        if token.startswith("{"):
+            return token  # stored unencrypted
+        return Fernet(self.fernet_key.encode()).decrypt(token.encode()).decode()
+
+    # -- processes ------------------------------------------------------------------------------
+
+    def task_process(self, ti_id: str) -> psutil.Process | None:
+        """The process running a task instance's code: the Task SDK titles it ``airflow worker -- <ti id>``
+        (its supervisor is ``airflow worker -- LocalExecutor: <ti id>``)."""
+        title = f"airflow worker -- {ti_id}"
+        for process in psutil.process_iter(["cmdline"]):
+            # setproctitle rewrites argv; /proc shows the title split on spaces.
+            cmdline = " ".join(process.info.get("cmdline") or []).strip()
+            if cmdline == title:
+                return process
+        return None
+
+    # -- diagnostics ----------------------------------------------------------------------------
+
+    def diagnostics(self, lines: int = 60) -> str:
+        """The last ``lines`` of every component's log (and of one-shot CLI commands)."""
+        parts = []
+        for path in sorted(self.logs_dir.glob("*.log"), key=lambda p: p.stat().st_mtime):
+            text = path.read_text(errors="replace")
+            parts.append(f"===== {path.name} (last {lines} lines) =====\n{_tail(text, lines)}")
+        for name, process in self.processes.items():
+            state = "running" if process.poll() is None else f"exited with {process.returncode}"
+            parts.append(f"{name}: pid {process.pid}, {state}")
+        return "\n".join(parts)
+
+    def read_logs(self, component: str | None = None) -> str:
+        """Everything the named component (default: all) wrote so far, restarts included."""
+        names = [component] if component else list(self.component_logs)
+        return "\n".join(
+            path.read_text(errors="replace")
+            for name in names
+            for path in self.component_logs.get(name, [])
+            if path.exists()
+        )
+
+    def task_log_files(self) -> list[Path]:
+        """Task (and trigger) log files written under the home's ``logs`` folder."""
+        return sorted((self.home / "logs").rglob("*.log")) if (self.home / "logs").exists() else []
+
+
+def _family(pid: int) -> list[psutil.Process]:
+    try:
+        leader = psutil.Process(pid)
+        return [leader, *leader.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return []
+
+
+def _alive(process: psutil.Process) -> bool:
+    try:
+        return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def _tail(text: str, lines: int) -> str:
+    return "\n".join(text.splitlines()[-lines:])
+
+
+def _parse_time(value: Any) -> float | None:
+    if not isinstance(value, str):
+        return None
+    from datetime import datetime
+
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None

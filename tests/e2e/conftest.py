@@ -1,0 +1,90 @@
+"""Fixtures for the end-to-end tests: a simulator owned by the test process, one real Airflow per module.
+
+The simulator runs in this process (``SimulatorServer`` on loopback), so a test can count the
+requests Airflow's processes sent it and change how long generations take. The Airflow
+components reach it through ``AIRFLOW_CONN_KLING_DEFAULT``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+from .cluster import AirflowCluster
+
+if TYPE_CHECKING:
+    from kling_provider.testing import SimulatorServer
+
+DAGS = Path(__file__).resolve().parent / "dags"
+SIM_KEY = "sk-sim-local"
+#: Default simulated generation length: long enough to see a task wait (deferred) for a while.
+DEFAULT_GENERATION_SECONDS = 6.0
+_CLUSTER_FIXTURE = "airflow_cluster"
+#: The DAGs in ``dags/``; all must be parsed before a test starts.
+DAG_IDS = ("kling_e2e_deferrable", "kling_e2e_blocking", "kling_e2e_worker_retry", "kling_e2e_triggerer_restart")
+
+
+@pytest.fixture(scope="module")
+def simulator_server() -> Iterator[SimulatorServer]:
+    """EvoLink's API and file API on a loopback port, on real time."""
+    from kling_provider.testing import EvoLinkSimulator, SimulatorServer
+
+    sim = EvoLinkSimulator(api_keys=SIM_KEY, generation_seconds=DEFAULT_GENERATION_SECONDS, pending_seconds=0.5)
+    with SimulatorServer(sim) as server:
+        yield server
+
+
+@pytest.fixture
+def simulator(simulator_server: SimulatorServer) -> Iterator[SimulatorServer]:
+    """The module's simulator server; settings a test changes are put back afterwards."""
+    sim = simulator_server.sim
+    saved = sim.generation_seconds
+    try:
+        yield simulator_server
+    finally:
+        sim.generation_seconds = saved
+
+
+@pytest.fixture(scope="module")
+def airflow_cluster(
+    simulator_server: SimulatorServer, tmp_path_factory: pytest.TempPathFactory
+) -> Generator[AirflowCluster, None, None]:
+    """Scheduler, triggerer, dag-processor and api-server on a fresh home, with the test DAGs parsed."""
+    base_url = simulator_server.base_url
+    cluster = AirflowCluster(
+        tmp_path_factory.mktemp("airflow-e2e"),
+        connections={
+            "kling_default": {
+                "conn_type": "kling",
+                "host": base_url,
+                "password": SIM_KEY,
+                "extra": {"files_host": base_url},
+            }
+        },
+    )
+    try:
+        cluster.add_dag_files(sorted(DAGS.glob("*.py")))
+        try:
+            cluster.start()
+            for dag_id in DAG_IDS:
+                cluster.wait_for_dag(dag_id)
+        except Exception as err:
+            pytest.fail(f"the Airflow cluster did not start: {err}\n{cluster.diagnostics()}", pytrace=False)
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, None, None]:
+    """On a failure, attach the tails of the Airflow components' logs to the report."""
+    outcome = yield
+    report = outcome.get_result()
+    if not report.failed:
+        return
+    cluster = getattr(item, "funcargs", {}).get(_CLUSTER_FIXTURE)
+    if isinstance(cluster, AirflowCluster):
+        report.sections.append(("Airflow component logs", cluster.diagnostics()))
