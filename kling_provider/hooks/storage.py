@@ -48,9 +48,19 @@ def resolve_destination(destination: str | os.PathLike[str] | ObjectStoragePath,
 
 
 def destination_uri(destination: Any) -> str:
+    """The URI downstream tasks and asset events name the file by.
+
+    ``str(ObjectStoragePath)`` embeds the connection id as user info (``s3://aws_default@bucket/key``);
+    that is not where the object is, and as an Asset URI it would never match ``s3://bucket/key``.
+    """
     if isinstance(destination, Path):
         return destination.resolve().as_uri()
-    return str(destination)
+    text = str(destination)
+    conn_id = getattr(destination, "conn_id", None)
+    protocol = getattr(destination, "protocol", None)
+    if conn_id and protocol and text.startswith(prefix := f"{protocol}://{conn_id}@"):
+        return f"{protocol}://{text[len(prefix) :]}"
+    return text
 
 
 class VerifiedWriter:
