@@ -4,14 +4,22 @@ VENV ?= .venv
 AIRFLOW_VERSION ?= 3.3.2
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(AIRFLOW_VERSION)
+# Pinned versions for a reproducible, fast install (a free resolve of moto + amazon backtracks).
+CONSTRAINTS ?= .ci/constraints-airflow-$(AIRFLOW_VERSION).txt
+PIN := $(if $(wildcard $(CONSTRAINTS)),-c $(CONSTRAINTS),)
 
-.PHONY: demo test test-all lint typecheck clean
+.PHONY: demo test test-all lint typecheck clean constraints
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(wildcard $(CONSTRAINTS))
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q "apache-airflow==$(AIRFLOW_VERSION)" -e ".[test]"
+	$(BIN)/python -m pip install -q $(PIN) "apache-airflow==$(AIRFLOW_VERSION)" -e ".[test]"
 	touch $@
+
+## constraints: re-pin the test environment after changing dependencies
+constraints: $(STAMP)
+	(head -3 $(CONSTRAINTS); $(BIN)/python -m pip freeze --exclude-editable) > $(CONSTRAINTS).new
+	mv $(CONSTRAINTS).new $(CONSTRAINTS)
 
 ## demo: start the bundled simulator and generate a real MP4 with the example DAG (no key needed)
 demo: $(STAMP)
