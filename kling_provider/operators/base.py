@@ -321,6 +321,8 @@ class _KlingOperatorBase(BaseOperator):
     ) -> Any:
         from airflow.sdk.exceptions import AirflowFailException
 
+        from kling_provider.operators.state import state_store_for
+
         if task.status.value != "completed":
             code = task.error.code if task.error else None
             reason = (task.error.message if task.error else None) or "no reason given"
@@ -331,6 +333,9 @@ class _KlingOperatorBase(BaseOperator):
                 code=code,
             )
             if task.is_cancelled or not err.retryable:
+                # Forget the task: a later manual clear (with a changed request) must submit anew,
+                # while a crash before this point still finds it and fails without paying again.
+                state_store_for(context).clear()
                 raise AirflowFailException(err.message + " Change the request before trying again.")
             raise err
         if estimate is None:
@@ -341,8 +346,6 @@ class _KlingOperatorBase(BaseOperator):
         result = self.build_result(task, saved, estimate)
         if result.get("video_url"):
             context["ti"].xcom_push(key=VIDEO_URL_XCOM_KEY, value=result["video_url"])
-        from kling_provider.operators.state import state_store_for
-
         state_store_for(context).clear()
         return result
 

@@ -28,6 +28,7 @@ from kling_provider.operators.base import _PLACEHOLDER_URL, LINK_LIFETIME, VIDEO
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
+    from kling_provider.hooks.kling import KlingHook, SavedVideo
     from kling_provider.models import Task
     from kling_provider.pricing import CostEstimate
 
@@ -134,12 +135,32 @@ class _VideoOperator(_KlingOperatorBase):
             return None
         hook = self.get_hook()
         try:
-            saved = hook.download(task.video_url, self.output_uri, conn_id=self.output_conn_id, expires_at=expires)
+            saved = self._download(hook, task, expires)
         finally:
             hook.close()
         self.log.info("Saved %s (%d bytes) from EvoLink task %s", saved.uri, saved.size, task.id)
         self._emit_asset_event(context, saved.uri, task)
         return saved.uri
+
+    def _download(self, hook: KlingHook, task: Task, expires: str) -> SavedVideo:
+        """Download; on an expired link ask EvoLink once more, in case it hands out a fresh one.
+
+        Whether a completed task's link is renewed on query is undocumented (open question), so
+        this only tries: an unchanged link fails the task for good, since retries cannot help.
+        """
+        from kling_provider.exceptions import KlingLinkExpiredError
+
+        assert task.video_url is not None
+        try:
+            return hook.download(task.video_url, str(self.output_uri), conn_id=self.output_conn_id, expires_at=expires)
+        except KlingLinkExpiredError as expired:
+            fresh = hook.get_task(task.id).video_url
+            if not fresh or fresh == task.video_url:
+                from airflow.sdk.exceptions import AirflowFailException
+
+                raise AirflowFailException(expired.message) from None
+            self.log.info("EvoLink issued a fresh link for task %s; downloading from it", task.id)
+            return hook.download(fresh, str(self.output_uri), conn_id=self.output_conn_id)
 
     def _emit_asset_event(self, context: Context, uri: str, task: Task) -> None:
         if not self.asset_alias:
