@@ -507,7 +507,7 @@ class EvoLinkSimulator:
         if how in ("status", "malformed"):
             await _send(self._fault_response(fault, ex), ex.record, scope, receive, send)
         elif how == "slow":
-            late = response or self._error(504)
+            late = response if response is not None else self._error(504)
             if call is not None:
                 if call.read_timeout is not None and fault.delay >= call.read_timeout:
                     raise SimulatedReadTimeout(f"simulated: the answer would come {fault.delay:g} s late")
