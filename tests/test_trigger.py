@@ -180,3 +180,13 @@ def _fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
         original(self, *args, **kwargs)
 
     monkeypatch.setattr(hook_module.KlingHook, "__init__", patched)
+
+
+def test_triggerer_setting_task_id_does_not_change_what_is_polled(kling_connection: Any) -> None:
+    """The triggerer sets ``BaseTrigger.task_id`` to the Airflow task's id (found by the e2e run)."""
+    task_id = submit(kling_connection.sim)
+    trigger = roundtrip(KlingTaskTrigger(task_id, poll_policy=FAST))
+    trigger.task_id = "generate"  # what the triggerer does when it binds the task instance
+    (event,) = run_trigger(trigger)
+    assert event["status"] == "completed" and event["task_id"] == task_id
+    assert {r.task_id for r in kling_connection.sim.requests if r.phase == "poll"} == {task_id}

@@ -40,9 +40,10 @@ COMPLETED, FAILED, CANCELLED, TIMEOUT, EXPIRED, ERROR = (
 
 
 class KlingTaskTrigger(BaseTrigger):
-    """Wait for EvoLink task ``task_id`` to reach completed, failed or cancelled.
+    """Wait for EvoLink task ``evolink_task_id`` to reach completed, failed or cancelled.
 
-    :param task_id: the EvoLink task id (``task-unified-...``).
+    :param evolink_task_id: the EvoLink task id (``task-unified-...``). Not ``task_id``: the
+        triggerer sets ``BaseTrigger.task_id`` to the Airflow task's id.
     :param kling_conn_id: connection to query with; only its id is stored.
     :param deadline: unix time after which the wait ends with a ``timeout`` event.
     :param started_at: unix time the task was submitted; anchors progress-based predictions.
@@ -53,7 +54,7 @@ class KlingTaskTrigger(BaseTrigger):
 
     def __init__(
         self,
-        task_id: str,
+        evolink_task_id: str,
         kling_conn_id: str = KlingHook.default_conn_name,
         *,
         deadline: float | None = None,
@@ -63,7 +64,7 @@ class KlingTaskTrigger(BaseTrigger):
         max_failed_polls: int = 5,
     ) -> None:
         super().__init__()
-        self.task_id = task_id
+        self.evolink_task_id = evolink_task_id
         self.kling_conn_id = kling_conn_id
         self.deadline = deadline
         self.started_at = started_at
@@ -75,7 +76,7 @@ class KlingTaskTrigger(BaseTrigger):
         return (
             f"{type(self).__module__}.{type(self).__qualname__}",
             {
-                "task_id": self.task_id,
+                "evolink_task_id": self.evolink_task_id,
                 "kling_conn_id": self.kling_conn_id,
                 "deadline": self.deadline,
                 "started_at": self.started_at,
@@ -105,12 +106,12 @@ class KlingTaskTrigger(BaseTrigger):
         last_progress: float | None = None
         while True:
             try:
-                task = await hook.aget_task(self.task_id)
+                task = await hook.aget_task(self.evolink_task_id)
                 failures = 0
             except KlingNotFoundError as err:
                 return self._event(
                     EXPIRED,
-                    f"Task {self.task_id} is no longer known to EvoLink (expired or deleted): {err.message}",
+                    f"Task {self.evolink_task_id} is no longer known to EvoLink (expired or deleted): {err.message}",
                     code="resource_not_found",
                 )
             except (KlingServerError, KlingRateLimitError) as err:
@@ -118,11 +119,11 @@ class KlingTaskTrigger(BaseTrigger):
                 if failures >= self.max_failed_polls:
                     return self._event(
                         ERROR,
-                        f"Could not poll task {self.task_id} {failures} times in a row: {err.message}. "
+                        f"Could not poll task {self.evolink_task_id} {failures} times in a row: {err.message}. "
                         "The task may still be running; a retry re-attaches to it.",
                         retryable=True,
                     )
-                self.log.warning("Poll of %s failed (%d in a row): %s", self.task_id, failures, err.message)
+                self.log.warning("Poll of %s failed (%d in a row): %s", self.evolink_task_id, failures, err.message)
                 task = None
             except KlingError as err:  # authentication, permission, configuration
                 return self._event(ERROR, err.message, code=err.code, retryable=False)
@@ -143,7 +144,7 @@ class KlingTaskTrigger(BaseTrigger):
                 if left <= 0:
                     return self._event(
                         TIMEOUT,
-                        f"Task {self.task_id} was still running at the deadline "
+                        f"Task {self.evolink_task_id} was still running at the deadline "
                         f"({_iso(self.deadline)}); it may still complete and is billed either way.",
                         retryable=True,
                     )
@@ -176,7 +177,7 @@ class KlingTaskTrigger(BaseTrigger):
     ) -> dict[str, Any]:
         return {
             "status": status,
-            "task_id": self.task_id,
+            "task_id": self.evolink_task_id,
             "message": message,
             "error_code": code,
             "retryable": retryable,
@@ -199,7 +200,7 @@ class KlingTaskTrigger(BaseTrigger):
         """A user killed the Airflow task. EvoLink documents no cancel endpoint, so say so."""
         self.log.warning(
             "EvoLink task %s keeps running (and is billed): the API documents no way to cancel it.",
-            self.task_id,
+            self.evolink_task_id,
         )
 
 
