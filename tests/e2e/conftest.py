@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from kling_provider.testing import SimulatorServer
 
 DAGS = Path(__file__).resolve().parent / "dags"
-SIM_KEY = "sk-sim-local"
+SIM_KEY = "sk-sim-local"  # the simulator's DEFAULT_API_KEY
 #: Default simulated generation length: long enough to see a task wait (deferred) for a while.
 DEFAULT_GENERATION_SECONDS = 6.0
 _CLUSTER_FIXTURE = "airflow_cluster"
@@ -78,13 +78,14 @@ def airflow_cluster(
         cluster.stop()
 
 
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, None, None]:
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     """On a failure, attach the tails of the Airflow components' logs to the report."""
-    outcome = yield
-    report = outcome.get_result()
-    if not report.failed:
-        return
-    cluster = getattr(item, "funcargs", {}).get(_CLUSTER_FIXTURE)
-    if isinstance(cluster, AirflowCluster):
-        report.sections.append(("Airflow component logs", cluster.diagnostics()))
+    report = yield
+    if report.failed:
+        cluster = getattr(item, "funcargs", {}).get(_CLUSTER_FIXTURE)
+        if isinstance(cluster, AirflowCluster):
+            report.sections.append(("Airflow component logs", cluster.diagnostics()))
+    return report

@@ -19,15 +19,16 @@ from urllib.parse import unquote, urlparse
 import httpx
 import pytest
 
-from kling_provider.testing import RequestRecord, SimulatorServer
+from kling_provider.testing import DEFAULT_API_KEY, RequestRecord, SimulatorServer
 from kling_provider.testing.media import mp4_info
 
 from .cluster import AirflowCluster, wait_for
-from .conftest import SIM_KEY
 
 pytestmark = pytest.mark.slow
 
 TASK_ID = "generate"
+#: The key the simulator accepts and the connection carries; it must never be stored or logged.
+SIM_KEY = DEFAULT_API_KEY
 TRIGGER_CLASSPATH = "kling_provider.triggers.kling.KlingTaskTrigger"
 #: The keys of the operator's XCom return value (KlingTextToVideoOperator.build_result).
 XCOM_KEYS = frozenset(
