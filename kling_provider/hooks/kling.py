@@ -322,9 +322,9 @@ class KlingHook(BaseHook):
         while True:
             attempt += 1
             try:
-                with client.stream(
-                    "GET", url, follow_redirects=True, timeout=httpx.Timeout(60.0, connect=10.0)
-                ) as response:
+                # The connection's timeout (extra "timeout") bounds each read, as for API calls:
+                # a stalled CDN must not hold a worker for longer than the user configured.
+                with client.stream("GET", url, follow_redirects=True) as response:
                     if response.status_code in (403, 404, 410):
                         response.read()
                         raise _link_expired(url, response.status_code, expires_at)
