@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-$(AIRFLOW_VERSION)
 CONSTRAINTS ?= .ci/constraints-airflow-$(AIRFLOW_VERSION).txt
 PIN := $(if $(wildcard $(CONSTRAINTS)),-c $(CONSTRAINTS),)
 
-.PHONY: demo test test-all lint typecheck clean constraints
+.PHONY: demo test test-all test-slow lint typecheck clean constraints
 
 $(STAMP): pyproject.toml $(wildcard $(CONSTRAINTS))
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,10 @@ test: lint typecheck
 ## test-all: everything, including end-to-end runs on a real scheduler + triggerer
 test-all: lint typecheck
 	$(BIN)/pytest -q
+
+## test-slow: only the slow end-to-end tests (CI runs `make test` and then this)
+test-slow: $(STAMP)
+	$(BIN)/pytest -q -m slow
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache demo-output build dist *.egg-info
