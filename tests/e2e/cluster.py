@@ -220,20 +220,8 @@ class AirflowCluster:
         if process is None:
             return
         family = _family(process.pid)
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(process.pid, sig)
-        try:
-            process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=timeout)
-        # Children that left the group (or outlived the leader) are ours too.
-        _, alive = psutil.wait_procs([p for p in family if _alive(p)], timeout=timeout)
-        for leftover in alive:
-            with contextlib.suppress(psutil.NoSuchProcess):
-                leftover.kill()
-        psutil.wait_procs(alive, timeout=5)
+        _signal_group(process, sig)
+        _reap(process, family, time.monotonic() + timeout)
 
     def kill_component(self, name: str) -> None:
         """SIGKILL a component and everything it started: no clean shutdown, like a lost machine."""
@@ -246,11 +234,15 @@ class AirflowCluster:
         self.start_component(name)
         self.wait_healthy([name], timeout=timeout, heartbeat_after=started)
 
-    def stop(self) -> None:
-        """Stop every component (reverse start order). Safe to call more than once."""
-        for name in reversed(list(self.processes)):
+    def stop(self, *, grace: float = 15.0) -> None:
+        """Stop every component at once (SIGTERM, SIGKILL after ``grace`` s). Safe to call twice."""
+        families = {name: _family(process.pid) for name, process in self.processes.items()}
+        for process in self.processes.values():
+            _signal_group(process, signal.SIGTERM)
+        deadline = time.monotonic() + grace
+        for name, process in self.processes.items():
             try:
-                self.stop_component(name)
+                _reap(process, families[name], deadline)
             except Exception as err:  # keep stopping the others
                 print(f"could not stop {name}: {err}", file=sys.stderr)
         self.processes.clear()
@@ -468,6 +460,28 @@ class AirflowCluster:
     def task_log_files(self) -> list[Path]:
         """Task (and trigger) log files written under the home's ``logs`` folder."""
         return sorted((self.home / "logs").rglob("*.log")) if (self.home / "logs").exists() else []
+
+
+def _signal_group(process: subprocess.Popen[bytes], sig: signal.Signals) -> None:
+    """Signal the process group the component leads (its children stay in it unless they move)."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, sig)
+
+
+def _reap(process: subprocess.Popen[bytes], family: list[psutil.Process], deadline: float) -> None:
+    """Wait for a signalled component until ``deadline``, then SIGKILL its group and stragglers."""
+    try:
+        process.wait(timeout=max(0.1, deadline - time.monotonic()))
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=10)
+    # Children that left the group (or outlived the leader) are ours too.
+    _, alive = psutil.wait_procs([p for p in family if _alive(p)], timeout=max(0.1, deadline - time.monotonic()))
+    for leftover in alive:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            leftover.kill()
+    psutil.wait_procs(alive, timeout=5)
 
 
 def _family(pid: int) -> list[psutil.Process]:
