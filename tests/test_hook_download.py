@@ -27,7 +27,13 @@ from hook_support import (
     text_request,
 )
 
-from kling_provider.exceptions import KlingError, KlingLinkExpiredError, KlingNotFoundError, KlingServerError
+from kling_provider.exceptions import (
+    KlingError,
+    KlingLinkExpiredError,
+    KlingNotFoundError,
+    KlingRateLimitError,
+    KlingServerError,
+)
 from kling_provider.models import Task, TaskStatus
 from kling_provider.testing import Fault
 from kling_provider.testing.media import make_mp4, mp4_info
@@ -125,6 +131,9 @@ DOWNLOAD_CASES: dict[str, Case] = {
     "429-retry-after-header": Case(({"status": 429, "retry_after": 5},), None, 2, first_delay=(5, 5.5)),
     "429-no-hint": Case(({"status": 429},), None, 2, first_delay=_BACKOFF),
     "503-exhausted": Case(({"status": 503, "rate": 1.0},), KlingServerError, MAX_ATTEMPTS, (_GAVE_UP, "HTTP 503")),
+    "429-exhausted": Case(
+        ({"status": 429, "retry_after": 3, "rate": 1.0},), KlingRateLimitError, MAX_ATTEMPTS, (_GAVE_UP, "HTTP 429")
+    ),
     "drop-mid-body": Case(({"kind": "drop", "processed": True},), None, 2),
     "drop-before-body": Case(({"kind": "drop"},), None, 2),
     "drop-exhausted": Case(
@@ -178,6 +187,11 @@ def test_download_fault(env: SimEnv, sleeps: SleepLog, tmp_path: Path, name: str
             assert word in err.message, f"{word!r} missing from: {err.message}"
         assert_secret_free(err)
         assert not target.exists()
+        status = case.faults[0].get("status")
+        if status is not None:  # the HTTP status survives the retries, for callers that branch on it
+            assert err.status_code == status
+        if isinstance(err, KlingRateLimitError):
+            assert err.retry_after == case.faults[0]["retry_after"]
 
     assert part_files(tmp_path) == []
     assert _downloads(env) == case.downloads

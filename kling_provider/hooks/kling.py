@@ -352,7 +352,10 @@ class KlingHook(BaseHook):
             except KlingServerError as err:  # incomplete or not an MP4: the part file is gone
                 delay, error = self.retry_policy.backoff(attempt), err
             if attempt >= self.retry_policy.max_attempts:
-                raise type(error)(f"{error.message} (gave up after {attempt} attempts)") from None
+                # Keep the error itself (status_code, code, retry_after), as the API calls do.
+                error.message = f"{error.message} (gave up after {attempt} attempts)"
+                error.args = (error.message,)
+                raise error from None
             self.log.warning("Download attempt %d failed (%s); retrying in %.1f s", attempt, error, delay)
             time.sleep(delay)
 
