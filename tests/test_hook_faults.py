@@ -8,6 +8,7 @@ task; a poll is retried on anything transient, up to ``max_attempts``.
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -41,6 +42,7 @@ from kling_provider.exceptions import (
     KlingRateLimitError,
     KlingServerError,
     KlingSubmissionUnknownError,
+    KlingValidationError,
     is_retryable_task_code,
 )
 from kling_provider.models import Task, TaskStatus
@@ -115,6 +117,9 @@ SUBMIT_CASES: dict[str, Case] = {
     "429-integer-default-hint": Case(
         ({"status": 429},), None, 2, 1, first_delay=(60, 61), sim={"error_shape": "integer"}
     ),
+    "429-header-beats-body-hint": Case(
+        ({"status": 429, "retry_after": 7, "error_shape": "integer"},), None, 2, 1, first_delay=(7, 7.7)
+    ),
     "429-no-hint": Case(({"status": 429},), None, 2, 1, first_delay=_BACKOFF),
     "429-burst": Case(({"status": 429, "times": MAX_ATTEMPTS - 1},), None, MAX_ATTEMPTS, 1),
     "429-exhausted": Case(
@@ -133,6 +138,14 @@ SUBMIT_CASES: dict[str, Case] = {
     "502-vendor": Case(({"status": 502},), KlingServerError, 1, 0, ("HTTP 502", "upstream_error")),
     "502-vendor-integer": Case(({"status": 502, "error_shape": "integer"},), KlingServerError, 1, 0, ("HTTP 502",)),
     # Ambiguous: the request may have created a task. Never retried.
+    "400-vendor": Case(
+        ({"status": 400, "code": "invalid_parameters", "message": "duration is not allowed"},),
+        KlingValidationError,
+        1,
+        0,
+        ("HTTP 400", "invalid_parameters", "duration is not allowed"),
+    ),
+    "408-vendor": Case(({"status": 408},), KlingSubmissionUnknownError, 1, 0, (*_UNKNOWN_WORDS, "408")),
     "504-vendor": Case(({"status": 504},), KlingSubmissionUnknownError, 1, 0, (*_UNKNOWN_WORDS, "504")),
     "slow-past-timeout": Case(
         ({"kind": "slow", "delay": 30},), KlingSubmissionUnknownError, 1, 1, _UNKNOWN_WORDS, timeout=SHORT_TIMEOUT
@@ -222,6 +235,9 @@ POLL_CASES: dict[str, Case] = {
         ({"status": 429, "retry_hint": 9, "error_shape": "integer"},), None, 2, first_delay=(9, 9.9)
     ),
     "429-no-hint": Case(({"status": 429},), None, 2, first_delay=_BACKOFF),
+    "429-wait-too-long": Case(({"status": 429, "retry_after": 600},), KlingRateLimitError, 1, words=("HTTP 429",)),
+    "408-burst": Case(({"status": 408, "times": 2},), None, 3),
+    "504-burst": Case(({"status": 504, "times": 2},), None, 3),
     "429-exhausted": Case(({"status": 429, "rate": 1.0},), KlingRateLimitError, MAX_ATTEMPTS, words=(_GAVE_UP,)),
     "500-burst": Case(({"status": 500, "times": 2},), None, 3, first_delay=_BACKOFF),
     "502-burst": Case(({"status": 502, "times": 3},), None, 4),
@@ -238,6 +254,7 @@ POLL_CASES: dict[str, Case] = {
         sim={"error_shape": "integer"},
     ),
     "slow-past-timeout": Case(({"kind": "slow", "delay": 30},), None, 2, timeout=SHORT_TIMEOUT),
+    "slow-within-timeout": Case(({"kind": "slow", "delay": 0.05},), None, 1),
     "slow-exhausted": Case(
         ({"kind": "slow", "delay": 30, "rate": 1.0},),
         KlingServerError,
@@ -420,6 +437,57 @@ def test_simulator_rate_limit_exhausted(env: SimEnv, caller: Caller, sleeps: Sle
     assert env.sim.count(phase="poll", status=429) == MAX_ATTEMPTS
     assert all(59 <= d <= 60 for d in sleeps.delays), sleeps.delays
     assert_secret_free(err)
+
+
+@dataclass(frozen=True)
+class _RawRequest:
+    """A body the client-side models would refuse, to reach the vendor's own validation."""
+
+    body: dict[str, Any]
+    model: str = "kling-v3-text-to-video"
+
+    def to_body(self) -> dict[str, Any]:
+        return dict(self.body)
+
+
+@pytest.mark.parametrize("shape", ["string", "integer"])
+def test_vendor_validation_error_names_the_field(env: SimEnv, caller: Caller, shape: str) -> None:
+    env.sim.error_shape = shape  # type: ignore[assignment]
+    request = _RawRequest({"model": "kling-v3-text-to-video", "prompt": "a cat", "duration": 42})
+    with pytest.raises(KlingValidationError) as info:
+        caller.submit(env.hook(), request)
+    err = info.value
+    assert err.status_code == 400
+    assert err.param == "duration"
+    assert "field: duration" in err.message
+    assert env.sim.count(phase="submit") == 1 and env.sim.tasks == []
+
+
+def test_submit_to_an_unreachable_host_is_retried(
+    monkeypatch: pytest.MonkeyPatch, loopback: Loopback, caller: Caller, sleeps: SleepLog
+) -> None:
+    """Connection refused: provably nothing was sent, so even a submission is tried again."""
+    with socket.socket() as unused, open_env("loopback", monkeypatch, loopback) as env:
+        unused.bind(("127.0.0.1", 0))  # bound, never listening: connections are refused
+        env.base_url = f"http://127.0.0.1:{unused.getsockname()[1]}"
+        env.connect()
+        hook = env.hook()
+        with pytest.raises(KlingServerError) as info:
+            caller.submit(hook, text_request())
+        assert "could not be reached" in info.value.message and "ConnectError" in info.value.message
+        assert _GAVE_UP in info.value.message
+        assert len(sleeps.delays) == MAX_ATTEMPTS - 1
+        ok, message = hook.test_connection()
+        assert ok is False and "could not be reached" in message
+        assert env.sim.requests == []
+
+
+@pytest.mark.parametrize("task_id", ["", "task-unified-1/../quota", " task-unified-1", "a/b"])
+def test_malformed_task_id_is_refused_without_a_request(env: SimEnv, caller: Caller, task_id: str) -> None:
+    with pytest.raises(KlingValidationError) as info:
+        caller.get_task(env.hook(), task_id)
+    assert info.value.param == "task_id"
+    assert env.sim.requests == []
 
 
 # -- task outcomes ------------------------------------------------------------------------------

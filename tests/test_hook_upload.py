@@ -156,6 +156,16 @@ def test_invalid_image_is_refused_before_any_request(env: SimEnv, tmp_path: Path
     assert env.sim.files == []
 
 
+@pytest.mark.parametrize("form", ["bytes", "path"])
+def test_exactly_ten_megabytes_is_accepted(env: SimEnv, tmp_path: Path, form: str) -> None:
+    png = make_png(640, 480)
+    data = png + bytes(TEN_MB - len(png))  # padding after IEND: still a PNG, exactly at the limit
+    url = env.hook().upload_image(_source(form, data, tmp_path, "big.png"))
+    (stored,) = env.sim.files
+    assert stored.size == TEN_MB and url.endswith(stored.file_name)
+    assert env.requests_by_phase() == {"upload": 1}
+
+
 def test_missing_local_file(env: SimEnv, tmp_path: Path) -> None:
     missing = tmp_path / "nowhere.png"
     with pytest.raises(KlingValidationError) as info:
