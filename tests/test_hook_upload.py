@@ -170,8 +170,21 @@ def test_missing_local_file(env: SimEnv, tmp_path: Path) -> None:
     missing = tmp_path / "nowhere.png"
     with pytest.raises(KlingValidationError) as info:
         env.hook().upload_image(missing, field="image_start")
+    assert info.value.param == "image_start"
+    assert info.value.message.startswith("image_start: ")
     assert "file not found" in info.value.message and str(missing) in info.value.message
     assert env.sim.requests == []
+
+
+def test_upload_from_object_storage_path(env: SimEnv, tmp_path: Path) -> None:
+    from airflow.sdk import ObjectStoragePath
+
+    (tmp_path / "still.jpg").write_bytes(JPEG)
+    url = env.hook().upload_image(ObjectStoragePath((tmp_path / "still.jpg").as_uri()), field="image_start")
+    (stored,) = env.sim.files
+    assert url.endswith(f"/{stored.file_id}/{stored.file_name}")
+    assert stored.data == JPEG and stored.original_name == "still.jpg"
+    assert env.requests_by_phase() == {"upload": 1}
 
 
 @dataclass(frozen=True)

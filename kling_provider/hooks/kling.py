@@ -286,7 +286,7 @@ class KlingHook(BaseHook):
         """
         from kling_provider.models.images import validate_image
 
-        data, name, size = _read_image(source, conn_id)
+        data, name, size = _read_image(source, conn_id, field)
         info = validate_image(io.BytesIO(data), size, field)
         files = {"file": (f"{name}.{'png' if info.format == 'png' else 'jpg'}", data, info.mime_type)}
         return self._run(
@@ -596,7 +596,7 @@ def _content_length(response: httpx.Response) -> int | None:
         return None
 
 
-def _read_image(source: Any, conn_id: str | None) -> tuple[bytes, str, int]:
+def _read_image(source: Any, conn_id: str | None, field: str) -> tuple[bytes, str, int]:
     """Read at most 10 MB + 1 byte (enough to reject larger files), plus the true size."""
     limit = MAX_IMAGE_BYTES + 1
     if isinstance(source, bytes | bytearray | memoryview):
@@ -608,7 +608,7 @@ def _read_image(source: Any, conn_id: str | None) -> tuple[bytes, str, int]:
             data = handle.read(limit)
         size = path.stat().st_size
     except FileNotFoundError as err:
-        raise KlingValidationError(f"image: file not found: {source}", param="image") from err
+        raise KlingValidationError(f"{field}: file not found: {source}", param=field) from err
     name = os.path.splitext(path.name)[0] or "image"
     return data, name, int(size) if size is not None else len(data)
 
