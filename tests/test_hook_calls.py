@@ -28,10 +28,10 @@ from hook_support import (
     text_request,
 )
 
-from kling_provider.exceptions import KlingTimeoutError
+from kling_provider.exceptions import KlingSubmissionUnknownError, KlingTimeoutError
 from kling_provider.models import Task, TaskStatus
-from kling_provider.testing import SimClock
-from kling_provider.testing.media import make_mp4, mp4_info
+from kling_provider.testing import Fault, SimClock
+from kling_provider.testing.media import make_mp4, make_png, mp4_info
 
 
 @pytest.fixture(scope="module")
@@ -177,32 +177,41 @@ def test_connection_with_a_wrong_key(env: SimEnv) -> None:
 
 
 def test_the_key_never_shows(
-    env: SimEnv, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str], tmp_path: Path
+    env: SimEnv,
+    caller: Caller,
+    caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
 ) -> None:
-    """repr of the hook and its settings, the simulator's log and the hook's own log lines.
+    """repr of the hook and its settings, errors, the simulator's log and the hook's own log lines.
 
     The hook logs through Airflow's structlog logger, which writes to stdout outside a task
     runner, so both the logging records (caplog) and the process output (capsys) are checked.
     """
-    from kling_provider.testing import Fault
-
     caplog.set_level(logging.DEBUG)
-    env.sim.faults.add(Fault(phase="poll", kind="status", status=503, times=1))
-    env.sim.faults.add(Fault(phase="download", kind="status", status=502, times=1))
+    env.sim.faults.add(Fault(phase="submit", kind="status", status=429, times=1))
+    env.sim.faults.add(Fault(phase="upload", kind="status", status=503, times=1))
+    env.sim.faults.add(Fault(phase="poll", kind="drop", times=1))
+    env.sim.faults.add(Fault(phase="download", kind="drop", processed=True, times=1))
     hook = env.hook()
-    task = hook.submit(text_request())
+    hook.upload_image(make_png(640, 480), field="image_start")
+    task = caller.submit(hook, text_request())
     env.finish(task.id)
-    done = hook.wait_for_task(task.id)
+    done = caller.get_task(hook, task.id)
     assert done.video_url is not None
     hook.download(done.video_url, tmp_path / "v.mp4")
+    env.sim.faults.add(Fault(kind="lost_submit_response"))
+    with pytest.raises(KlingSubmissionUnknownError) as lost:
+        caller.submit(hook, text_request())
 
-    assert_secret_free(hook, hook.settings)
+    assert_secret_free(hook, hook.settings, lost.value)
     assert_request_log_secret_free(env.sim)
     assert all(r.authorized for r in env.sim.requests if r.phase != "download")
+    assert env.requests_by_phase() == {"upload": 2, "submit": 3, "poll": 2, "download": 2}
     # The retries above were logged; none of those lines (nor anything else captured) shows the key.
     out = capsys.readouterr()
     logged = "\n".join([caplog.text, *(r.getMessage() for r in caplog.records), out.out, out.err])
-    assert "retrying in" in logged and task.id in logged
+    assert logged.count("retrying in") >= 3 and task.id in logged
     assert "Download attempt 1 failed" in logged
     assert API_KEY not in logged
 

@@ -9,7 +9,7 @@ task; a poll is retried on anything transient, up to ``max_attempts``.
 from __future__ import annotations
 
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -157,6 +157,10 @@ SUBMIT_CASES: dict[str, Case] = {
     "malformed-html-502": Case(({"kind": "malformed", "malformed": "html"},), KlingSubmissionUnknownError, 1, 0),
     "malformed-html-503": Case(
         ({"kind": "malformed", "malformed": "html", "status": 503},), KlingSubmissionUnknownError, 1, 0, ("503",)
+    ),
+    # A proxy's own 429 page is a refusal too, but not the API's: not retried blindly either.
+    "malformed-html-429": Case(
+        ({"kind": "malformed", "malformed": "html", "status": 429},), KlingRateLimitError, 1, 0, ("HTTP 429",)
     ),
     "malformed-empty-200": Case(
         ({"kind": "malformed", "malformed": "empty"},), KlingSubmissionUnknownError, 1, 0, ("could not be read",)
@@ -493,13 +497,18 @@ def test_malformed_task_id_is_refused_without_a_request(env: SimEnv, caller: Cal
 # -- task outcomes ------------------------------------------------------------------------------
 
 
-def _follow(env: SimEnv, task: Task) -> Task:
-    """wait_for_task, the simulated clock moving 1 s per poll."""
+def _ticker(env: SimEnv, seconds: float) -> Callable[[Task], None]:
+    """An ``on_poll`` that moves the simulated clock ``seconds`` after each poll."""
 
     def tick(_: Task) -> None:
-        env.sim.clock.advance(1.0)
+        env.sim.clock.advance(seconds)
 
-    return env.hook().wait_for_task(task.id, on_poll=tick)
+    return tick
+
+
+def _follow(env: SimEnv, task: Task) -> Task:
+    """wait_for_task, the simulated clock moving 1 s per poll."""
+    return env.hook().wait_for_task(task.id, on_poll=_ticker(env, 1.0))
 
 
 @pytest.mark.parametrize("code", sorted(NON_RETRYABLE_TASK_CODES | RETRYABLE_TASK_CODES))
@@ -518,6 +527,18 @@ def test_task_failure_per_code(env: SimEnv, sleeps: SleepLog, code: str) -> None
     assert env.sim.count(phase="submit") == 1
     assert env.sim.count(phase="poll") == 4  # fails when it would have completed, at t = 3 s
     assert len(sleeps.delays) == 3  # one wait between polls, none after the last
+
+
+def test_task_no_longer_queryable(env: SimEnv, sleeps: SleepLog) -> None:
+    """A task past the vendor's retention answers 404: the wait stops at once, without retrying."""
+    env.sim.task_ttl = 2.0
+    hook = env.hook()
+    task = hook.submit(text_request())
+    with pytest.raises(KlingNotFoundError) as info:
+        hook.wait_for_task(task.id, on_poll=_ticker(env, 5.0))
+    assert task.id in info.value.message and info.value.status_code == 404
+    assert env.sim.count(phase="poll") == 2  # pending at t = 0, gone at t = 5
+    assert env.sim.count(phase="submit") == 1
 
 
 def test_task_failure_at_progress(env: SimEnv, sleeps: SleepLog) -> None:
