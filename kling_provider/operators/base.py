@@ -102,6 +102,7 @@ class _KlingOperatorBase(BaseOperator):
         timeout: float | timedelta = timedelta(hours=1),
         image_conn_id: str | None = None,
         poll_policy: Mapping[str, float] | None = None,
+        http_retry_policy: Mapping[str, float] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -119,6 +120,8 @@ class _KlingOperatorBase(BaseOperator):
             )
         self.image_conn_id = image_conn_id
         self.poll_policy = dict(poll_policy or {})
+        # Not "retry_policy": Airflow 3.3's BaseOperator has that argument (task-level retries).
+        self.http_retry_policy = _policy_settings("http_retry_policy", http_retry_policy, _retry_policy_fields())
 
     # -- subclass hooks ---------------------------------------------------------------------
 
@@ -170,8 +173,13 @@ class _KlingOperatorBase(BaseOperator):
     def get_hook(self) -> KlingHook:
         from kling_provider.hooks.kling import KlingHook
         from kling_provider.hooks.polling import PollPolicy
+        from kling_provider.hooks.retry import RetryPolicy
 
-        return KlingHook(self.kling_conn_id, poll_policy=PollPolicy(**self.poll_policy))
+        return KlingHook(
+            self.kling_conn_id,
+            poll_policy=PollPolicy(**self.poll_policy),
+            retry_policy=RetryPolicy(**self.http_retry_policy),  # type: ignore[arg-type]
+        )
 
     def execute(self, context: Context) -> Any:
         from kling_provider.operators.state import RemoteTask, state_store_for
@@ -217,6 +225,7 @@ class _KlingOperatorBase(BaseOperator):
                     started_at=submitted_at,
                     estimated_time=task.estimated_time,
                     poll_policy=self.poll_policy,
+                    retry_policy=self.http_retry_policy,
                 ),
                 method_name="execute_complete",
                 kwargs={"estimate": _estimate_dict(estimate)},
@@ -353,6 +362,44 @@ class _KlingOperatorBase(BaseOperator):
         return None
 
 
+def _retry_policy_fields() -> dict[str, bool]:
+    """RetryPolicy's settings, and whether each must be a whole number."""
+    from dataclasses import fields
+
+    from kling_provider.hooks.retry import RetryPolicy
+
+    return {f.name: f.name == "max_attempts" for f in fields(RetryPolicy)}
+
+
+def _policy_settings(name: str, value: Any, known: Mapping[str, bool]) -> dict[str, float]:
+    """A policy given as a plain mapping: known settings only, finite and not negative.
+
+    Whole-number settings (``max_attempts``) must be integers of at least 1. Checked when the
+    operator is built, so a typo fails the DAG file, not a task that already paid for a video.
+    """
+    import math
+    import numbers
+
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise KlingValidationError(f"{name}: must be a mapping of settings (got {type(value).__name__})", param=name)
+    settings: dict[str, float] = {}
+    for key, item in value.items():
+        if key not in known:
+            listed = ", ".join(sorted(known))
+            raise KlingValidationError(f"{name}: unknown setting {key!r} (known: {listed})", param=name)
+        if known[key]:
+            if isinstance(item, bool) or not isinstance(item, numbers.Integral) or item < 1:
+                raise KlingValidationError(f"{name}: {key} must be a whole number of at least 1", param=name)
+            settings[key] = int(item)
+            continue
+        if isinstance(item, bool) or not isinstance(item, numbers.Real) or not math.isfinite(item) or item < 0:
+            raise KlingValidationError(f"{name}: {key} must be a finite number of seconds >= 0", param=name)
+        settings[key] = float(item)
+    return settings
+
+
 def _placeholder_images(name: str, value: Any) -> dict[str, Any]:
     if value is None:
         return {}
@@ -365,4 +412,3 @@ def _estimate_dict(estimate: CostEstimate) -> dict[str, Any]:
     from dataclasses import asdict
 
     return asdict(estimate)
-

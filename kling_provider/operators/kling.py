@@ -200,6 +200,8 @@ class KlingTextToVideoOperator(_VideoOperator):
     :param max_credits: refuse to submit when the estimate is higher.
     :param deferrable: wait in the triggerer (default: ``[operators] default_deferrable``).
     :param timeout: how long to wait for the generation (seconds or timedelta).
+    :param poll_policy: / :param http_retry_policy: ``PollPolicy`` / ``RetryPolicy`` settings to
+        override, as plain dicts (e.g. ``{"max_attempts": 8}``); they reach the trigger too.
     """
 
     request_class = TextToVideoRequest

@@ -26,6 +26,7 @@ from kling_provider.exceptions import (
 )
 from kling_provider.hooks.kling import KlingHook
 from kling_provider.hooks.polling import PollPolicy
+from kling_provider.hooks.retry import RetryPolicy
 from kling_provider.models.responses import Task
 
 #: Event statuses; exactly one is yielded per run.
@@ -49,6 +50,7 @@ class KlingTaskTrigger(BaseTrigger):
     :param started_at: unix time the task was submitted; anchors progress-based predictions.
     :param estimated_time: the estimate the server gave at creation, in seconds.
     :param poll_policy: :class:`PollPolicy` fields to override, as a plain dict.
+    :param retry_policy: :class:`RetryPolicy` fields to override for each poll, as a plain dict.
     :param max_failed_polls: consecutive polls (each already retried) that may fail before giving up.
     """
 
@@ -62,6 +64,7 @@ class KlingTaskTrigger(BaseTrigger):
         estimated_time: float | None = None,
         poll_policy: dict[str, float] | None = None,
         max_failed_polls: int = 5,
+        retry_policy: dict[str, float] | None = None,
     ) -> None:
         super().__init__()
         self.evolink_task_id = evolink_task_id
@@ -71,6 +74,7 @@ class KlingTaskTrigger(BaseTrigger):
         self.estimated_time = estimated_time
         self.poll_policy = dict(poll_policy or {})
         self.max_failed_polls = max_failed_polls
+        self.retry_policy = dict(retry_policy or {})
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -83,6 +87,7 @@ class KlingTaskTrigger(BaseTrigger):
                 "estimated_time": self.estimated_time,
                 "poll_policy": self.poll_policy,
                 "max_failed_polls": self.max_failed_polls,
+                "retry_policy": self.retry_policy,
             },
         )
 
@@ -90,8 +95,15 @@ class KlingTaskTrigger(BaseTrigger):
         known = {f.name for f in fields(PollPolicy)}
         return PollPolicy(**{k: float(v) for k, v in self.poll_policy.items() if k in known})
 
+    def _retry_policy(self) -> RetryPolicy:
+        known = {f.name for f in fields(RetryPolicy)}
+        settings: dict[str, Any] = {k: float(v) for k, v in self.retry_policy.items() if k in known}
+        if "max_attempts" in settings:
+            settings["max_attempts"] = max(1, int(settings["max_attempts"]))
+        return RetryPolicy(**settings)
+
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        hook = KlingHook(self.kling_conn_id, poll_policy=self._policy())
+        hook = KlingHook(self.kling_conn_id, poll_policy=self._policy(), retry_policy=self._retry_policy())
         try:
             event = await self._wait(hook)
         finally:
