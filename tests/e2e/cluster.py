@@ -415,6 +415,14 @@ class AirflowCluster:
         finally:
             connection.close()
 
+    def dump_database(self) -> str:
+        """The whole metadata database as SQL text (to look for what must never be stored)."""
+        connection = sqlite3.connect(f"file:{self.db_path}?mode=ro", uri=True, timeout=15)
+        try:
+            return "\n".join(connection.iterdump())
+        finally:
+            connection.close()
+
     def decrypt(self, token: str) -> str:
         """Plain text of a Fernet-encrypted column (trigger kwargs, connection passwords)."""
         if token.startswith("{"):

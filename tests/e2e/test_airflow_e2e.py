@@ -172,10 +172,12 @@ def _triggerer_jobs(cluster: AirflowCluster) -> list[int]:
 
 
 def _assert_no_key_anywhere(cluster: AirflowCluster) -> None:
-    """The API key shows up in no component log and no task or trigger log."""
+    """The API key shows up in no component log, no task or trigger log, no database row."""
     for path in [*cluster.logs_dir.glob("*.log"), *cluster.task_log_files()]:
         text = path.read_text(errors="replace")
         assert SIM_KEY not in text, f"the API key appears in {path}"
+    rows = [line for line in cluster.dump_database().splitlines() if SIM_KEY in line]
+    assert not rows, f"the API key is stored in the metadata database: {rows[:3]}"
 
 
 # -- tests --------------------------------------------------------------------------------------
@@ -342,3 +344,4 @@ def test_triggerer_restart_keeps_waiting(
     assert len(_polls(simulator, evolink_id)) > polls_before, "nobody polled the task after the restart"
     logs = _trigger_log_files(airflow_cluster, dag_id)
     assert set(new_jobs) & set(logs), f"the new triggerer {new_jobs} left no trigger log ({sorted(logs)})"
+    _assert_no_key_anywhere(airflow_cluster)
