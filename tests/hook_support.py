@@ -217,15 +217,20 @@ class Caller:
 class SleepLog:
     """Every delay the hook asked for (retry backoff, server hints, poll intervals), in order.
 
-    Installed in place of the hook module's ``time.sleep`` / ``asyncio.sleep``: the hook's
-    decision is recorded and returns at once, so a "retry after 60 seconds" costs no wall time
-    and its value can be asserted.
+    Installed in place of the hook module's ``time`` / ``asyncio`` sleeps: the hook's decision
+    is recorded and returns at once, so a "retry after 60 seconds" costs no wall time and its
+    value can be asserted. The hook's clocks (``time.time`` / ``time.monotonic`` as it sees
+    them) move on by each recorded delay, so deadlines behave as if the time had passed.
     """
 
     def __init__(self, then: Callable[[float], object] | None = None) -> None:
         self.delays: list[float] = []
         #: Called with each delay, e.g. ``sim.clock.advance`` to live through it in simulated time.
         self.then = then
+
+    @property
+    def slept(self) -> float:
+        return sum(self.delays)
 
     def install(self, monkeypatch: pytest.MonkeyPatch) -> SleepLog:
         def sleep(seconds: float) -> None:
@@ -237,7 +242,14 @@ class SleepLog:
             sleep(seconds)
             await asyncio.sleep(0)
 
-        monkeypatch.setattr(kling_module, "time", _stand_in(time, sleep=sleep))
+        def monotonic() -> float:
+            return time.monotonic() + self.slept
+
+        def wall() -> float:
+            return time.time() + self.slept
+
+        fake_time = _stand_in(time, sleep=sleep, monotonic=monotonic, time=wall)
+        monkeypatch.setattr(kling_module, "time", fake_time)
         monkeypatch.setattr(kling_module, "asyncio", _stand_in(asyncio, sleep=asleep))
         return self
 

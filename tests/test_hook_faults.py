@@ -42,6 +42,7 @@ from kling_provider.exceptions import (
     KlingRateLimitError,
     KlingServerError,
     KlingSubmissionUnknownError,
+    KlingTimeoutError,
     KlingValidationError,
     is_retryable_task_code,
 )
@@ -320,6 +321,29 @@ def test_wait_for_task_outlasts_failed_polls(env: SimEnv, sleeps: SleepLog) -> N
     assert done.status is TaskStatus.COMPLETED
     assert env.sim.count(phase="poll") == MAX_ATTEMPTS + 2
     assert env.sim.count(phase="submit") == 1
+
+
+def test_wait_for_task_honours_a_long_retry_after(env: SimEnv, sleeps: SleepLog) -> None:
+    """A poll refused with a wait longer than one call may spend (Retry-After 600 s > the
+    policy's max_server_wait) fails that call at once; the wait loop must then come back when
+    the server said, not after the short poll interval."""
+    hook = env.hook()
+    task = hook.submit(text_request())
+    env.finish(task.id)
+    env.sim.faults.add(Fault(phase="poll", kind="status", status=429, retry_after=600))
+    done = hook.wait_for_task(task.id, max_failed_polls=3)
+    assert done.status is TaskStatus.COMPLETED
+    assert env.sim.count(phase="poll") == 2
+    assert len(sleeps.delays) == 1 and sleeps.delays[0] >= 600, sleeps.delays
+
+
+def test_wait_for_task_deadline_caps_a_long_retry_after(env: SimEnv, sleeps: SleepLog) -> None:
+    hook = env.hook()
+    task = hook.submit(text_request())
+    env.sim.faults.add(Fault(phase="poll", kind="status", status=429, retry_after=600))
+    with pytest.raises(KlingTimeoutError):
+        hook.wait_for_task(task.id, timeout=30, max_failed_polls=3)
+    assert len(sleeps.delays) == 1 and 0 < sleeps.delays[0] <= 30, sleeps.delays
 
 
 def test_wait_for_task_gives_up_after_failed_polls(env: SimEnv, sleeps: SleepLog) -> None:

@@ -240,6 +240,7 @@ class KlingHook(BaseHook):
         estimate: float | None = None
         failures = 0
         while True:
+            server_wait = 0.0
             try:
                 task = self.get_task(task_id)
                 failures = 0
@@ -249,6 +250,10 @@ class KlingHook(BaseHook):
                     raise
                 self.log.warning("Polling task %s failed (%s); will try again", task_id, err)
                 task = None
+                # A rate limit whose wait was longer than one call may spend: come back when the
+                # server said, not at the short poll interval (the deadline below still applies).
+                if isinstance(err, KlingRateLimitError) and err.retry_after:
+                    server_wait = err.retry_after
             if task is not None:
                 if on_poll is not None:
                     on_poll(task)
@@ -258,7 +263,7 @@ class KlingHook(BaseHook):
                 started_at = started_at or _plausible_created(task)
                 delay = self.poll_policy.next_delay(task, time.time() - started_at, estimate)
             else:
-                delay = self.poll_policy.min_interval
+                delay = max(self.poll_policy.min_interval, server_wait)
             if deadline is not None:
                 left = deadline - time.monotonic()
                 if left <= 0:
