@@ -176,6 +176,14 @@ def test_missing_local_file(env: SimEnv, tmp_path: Path) -> None:
     assert env.sim.requests == []
 
 
+def test_directory_instead_of_a_file(env: SimEnv, tmp_path: Path) -> None:
+    with pytest.raises(KlingValidationError) as info:
+        env.hook().upload_image(tmp_path, field="image_end")
+    assert info.value.param == "image_end"
+    assert info.value.message.startswith("image_end: ") and "directory" in info.value.message
+    assert env.sim.requests == []
+
+
 def test_upload_from_object_storage_path(env: SimEnv, tmp_path: Path) -> None:
     from airflow.sdk import ObjectStoragePath
 

@@ -614,6 +614,8 @@ def _read_image(source: Any, conn_id: str | None, field: str) -> tuple[bytes, st
         size = path.stat().st_size
     except FileNotFoundError as err:
         raise KlingValidationError(f"{field}: file not found: {source}", param=field) from err
+    except IsADirectoryError as err:
+        raise KlingValidationError(f"{field}: is a directory, not an image file: {source}", param=field) from err
     name = os.path.splitext(path.name)[0] or "image"
     return data, name, int(size) if size is not None else len(data)
 
