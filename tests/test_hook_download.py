@@ -135,7 +135,8 @@ DOWNLOAD_CASES: dict[str, Case] = {
         ({"status": 429, "retry_after": 3, "rate": 1.0},), KlingRateLimitError, MAX_ATTEMPTS, (_GAVE_UP, "HTTP 429")
     ),
     "drop-mid-body": Case(({"kind": "drop", "processed": True},), None, 2),
-    "drop-before-body": Case(({"kind": "drop"},), None, 2),
+    "drop-default": Case(({"kind": "drop"},), None, 2),
+    "drop-before-the-video": Case(({"kind": "drop", "processed": False},), None, 2),
     "drop-exhausted": Case(
         ({"kind": "drop", "processed": True, "rate": 1.0},), KlingServerError, MAX_ATTEMPTS, (_GAVE_UP, "interrupted")
     ),
