@@ -190,3 +190,24 @@ def test_triggerer_setting_task_id_does_not_change_what_is_polled(kling_connecti
     (event,) = run_trigger(trigger)
     assert event["status"] == "completed" and event["task_id"] == task_id
     assert {r.task_id for r in kling_connection.sim.requests if r.phase == "poll"} == {task_id}
+
+
+def test_a_long_rate_limit_wait_is_honoured_between_polls(
+    kling_connection: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A 429 asking for 600 s (more than the hook's own retries wait) must not mean a poll every 2 s."""
+    task_id = submit(kling_connection.sim)
+    kling_connection.sim.faults.add(Fault(phase="poll", kind="status", status=429, retry_after=600, times=1))
+    slept: list[float] = []
+    real_sleep = asyncio.sleep
+
+    async def recording_sleep(delay: float, *args: Any) -> None:
+        slept.append(delay)
+        await real_sleep(0)
+
+    import kling_provider.triggers.kling as trigger_module
+
+    monkeypatch.setattr(trigger_module.asyncio, "sleep", recording_sleep)
+    (event,) = run_trigger(KlingTaskTrigger(task_id, poll_policy=FAST, max_failed_polls=3))
+    assert 600 in slept, "after the 429 the trigger waits as long as the server asked"
+    assert event["status"] == "completed"

@@ -117,6 +117,7 @@ class KlingTaskTrigger(BaseTrigger):
         failures = 0
         last_progress: float | None = None
         while True:
+            server_wait: float | None = None
             try:
                 task = await hook.aget_task(self.evolink_task_id)
                 failures = 0
@@ -128,6 +129,7 @@ class KlingTaskTrigger(BaseTrigger):
                 )
             except (KlingServerError, KlingRateLimitError) as err:
                 failures += 1
+                server_wait = err.retry_after if isinstance(err, KlingRateLimitError) else None
                 if failures >= self.max_failed_polls:
                     return self._event(
                         ERROR,
@@ -149,7 +151,8 @@ class KlingTaskTrigger(BaseTrigger):
                     self._log_progress(task, time.time() - started_at, policy, estimate)
                 delay = policy.next_delay(task, time.time() - started_at, estimate)
             else:
-                delay = policy.min_interval
+                # A rate limit that asked for a longer wait than the hook would make is honoured.
+                delay = max(policy.min_interval, server_wait or 0.0)
 
             if self.deadline is not None:
                 left = self.deadline - time.time()
