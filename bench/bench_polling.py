@@ -22,7 +22,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from bench.common import Row, percentile, print_table, write_result
+from bench.common import Row, percentile, print_table, quiet_logs, write_result
 from bench.timewarp import LoopTime, VirtualTimeLoop, patch_provider_time, run_on
 
 EPOCH = 1_767_225_600.0  # 2026-01-01: any fixed unix time works
@@ -141,9 +141,7 @@ def main() -> None:
     parser.add_argument("--generations", type=int, default=500)
     parser.add_argument("--seed", type=int, default=3)
     args = parser.parse_args()
-    import logging
-
-    logging.disable(logging.INFO)  # the trigger's progress lines: not what this measures
+    quiet_logs()
     trig = run(args.generations, args.seed, "trigger")
     fixed = run(args.generations, args.seed, "fixed")
     n = args.generations

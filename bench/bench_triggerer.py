@@ -41,6 +41,7 @@ from bench.common import (
     connection_env,
     percentile,
     print_table,
+    quiet_logs,
     rss_bytes,
     write_result,
 )
@@ -220,11 +221,7 @@ def child(args: argparse.Namespace) -> None:
     record_requests()
     tasks = submit_all(args.base_url, args.triggers)
     if args.mode == "triggers":
-        from airflow.sdk.log import configure_logging, reset_logging
-
-        # What the triggerer's subprocess does: JSON log lines to the supervisor (here /dev/null).
-        reset_logging()
-        configure_logging(json_output=True, output=open(os.devnull, "wb", buffering=0), sending_to_supervisor=True)  # noqa: SIM115
+        quiet_logs()  # what the triggerer's subprocess does: JSON log lines to the supervisor
         result = profiled(args.mode, lambda: asyncio.run(run_triggers(tasks)))
     else:
         schedule = json.loads(Path(args.schedule).read_text())

@@ -89,6 +89,14 @@ def connection_env(base_url: str, **extra: Any) -> dict[str, str]:
     return {"AIRFLOW_CONN_KLING_DEFAULT": json.dumps(value)}
 
 
+def quiet_logs() -> None:
+    """Airflow's logging as a triggerer subprocess sets it up (JSON lines), written to /dev/null."""
+    from airflow.sdk.log import configure_logging, reset_logging
+
+    reset_logging()
+    configure_logging(json_output=True, output=open(os.devnull, "wb", buffering=0), sending_to_supervisor=True)  # noqa: SIM115
+
+
 # -- measuring --------------------------------------------------------------------------------
 
 
