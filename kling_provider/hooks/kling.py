@@ -306,6 +306,20 @@ class KlingHook(BaseHook):
             )
         )
 
+    def check_image(
+        self,
+        source: bytes | str | os.PathLike[str] | ObjectStoragePath,
+        *,
+        field: str = "image",
+        conn_id: str | None = None,
+    ) -> None:
+        """The checks :meth:`upload_image` makes, without uploading: so that a caller with several
+        images can refuse a bad one before it has sent any (``KlingValidationError``, ``param=field``)."""
+        from kling_provider.models.images import validate_image
+
+        data, _, size = _read_image(source, conn_id, field)
+        validate_image(io.BytesIO(data), size, field)
+
     def download(
         self,
         url: str,
@@ -607,8 +621,8 @@ def _read_image(source: Any, conn_id: str | None, field: str) -> tuple[bytes, st
     if isinstance(source, bytes | bytearray | memoryview):
         data = bytes(source)
         return data[:limit], "image", len(data)
-    path = resolve_destination(source, conn_id)
     try:
+        path = resolve_destination(source, conn_id)
         with path.open("rb") as handle:
             data = handle.read(limit)
         size = path.stat().st_size
@@ -616,6 +630,10 @@ def _read_image(source: Any, conn_id: str | None, field: str) -> tuple[bytes, st
         raise KlingValidationError(f"{field}: file not found: {source}", param=field) from err
     except IsADirectoryError as err:
         raise KlingValidationError(f"{field}: is a directory, not an image file: {source}", param=field) from err
+    except (ValueError, ImportError) as err:
+        # An unknown URI scheme, a filesystem package that is not installed, a malformed URI:
+        # object storage says so with ValueError / ImportError.
+        raise KlingValidationError(f"{field}: cannot read {source}: {_short(err)}", param=field) from err
     name = os.path.splitext(path.name)[0] or "image"
     return data, name, int(size) if size is not None else len(data)
 

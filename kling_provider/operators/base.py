@@ -310,19 +310,28 @@ class _KlingOperatorBase(BaseOperator):
             raise AirflowFailException(f"EvoLink refused the request: {err.message}") from None
 
     def _upload_images(self, hook: KlingHook, kwargs: dict[str, Any]) -> dict[str, Any]:
-        """Local files and object-storage paths become EvoLink file URLs (uploads are free)."""
-        out = dict(kwargs)
+        """Local files and object-storage paths become EvoLink file URLs (uploads are free).
+
+        Every image is checked before the first is uploaded: a bad second image must not be
+        found out after the first one was already sent.
+        """
+        local: list[tuple[str, int | None, Any]] = []
         for name in self.image_fields:
-            value = out.get(name)
-            if value is None:
-                continue
+            value = kwargs.get(name)
             if isinstance(value, list | tuple):
-                out[name] = [
-                    v if _is_url(v) else hook.upload_image(v, field=f"{name}[{i}]", conn_id=self.image_conn_id)
-                    for i, v in enumerate(value)
-                ]
-            elif not _is_url(value):
-                out[name] = hook.upload_image(value, field=name, conn_id=self.image_conn_id)
+                local += [(f"{name}[{i}]", i, v) for i, v in enumerate(value) if not _is_url(v)]
+            elif value is not None and not _is_url(value):
+                local.append((name, None, value))
+        for field, _, value in local:
+            hook.check_image(value, field=field, conn_id=self.image_conn_id)
+        out = {k: list(v) if isinstance(v, list | tuple) else v for k, v in kwargs.items()}
+        for field, index, value in local:
+            url = hook.upload_image(value, field=field, conn_id=self.image_conn_id)
+            name = field.split("[", 1)[0]
+            if index is None:
+                out[name] = url
+            else:
+                out[name][index] = url
         return out
 
     def _finish(
