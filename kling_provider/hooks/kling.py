@@ -18,8 +18,12 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import httpx
-from airflow.sdk.bases.hook import BaseHook
 from pydantic import ValidationError
+
+try:
+    from airflow.sdk.bases.hook import BaseHook
+except ImportError:  # Airflow < 3.1: hooks still live in airflow-core
+    from airflow.hooks.base import BaseHook  # type: ignore[no-redef,attr-defined]
 
 from kling_provider.exceptions import (
     KlingError,

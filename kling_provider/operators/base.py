@@ -24,7 +24,12 @@ from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from airflow.sdk import BaseOperator, conf
+from airflow.sdk import BaseOperator
+
+try:
+    from airflow.sdk import conf
+except ImportError:  # Airflow < 3.1: the Task SDK has no conf of its own yet
+    from airflow.configuration import conf  # type: ignore[assignment]
 
 from kling_provider.exceptions import (
     KlingError,
@@ -255,7 +260,7 @@ class _KlingOperatorBase(BaseOperator):
             raise KlingNotFoundError(message + " A retry submits a new generation.")
         if event.get("retryable"):
             raise KlingError(message)
-        from airflow.sdk.exceptions import AirflowFailException
+        AirflowFailException = _fail_exception()
 
         raise AirflowFailException(message)
 
@@ -300,7 +305,7 @@ class _KlingOperatorBase(BaseOperator):
         return None
 
     def _submit(self, hook: KlingHook, request: KlingRequest) -> Task:
-        from airflow.sdk.exceptions import AirflowFailException
+        AirflowFailException = _fail_exception()
 
         try:
             return hook.submit(request)
@@ -337,7 +342,7 @@ class _KlingOperatorBase(BaseOperator):
     def _finish(
         self, context: Context, task: Task, estimate: CostEstimate | None, observed_at: float | None = None
     ) -> Any:
-        from airflow.sdk.exceptions import AirflowFailException
+        AirflowFailException = _fail_exception()
 
         from kling_provider.operators.state import state_store_for
 
@@ -407,6 +412,15 @@ def _policy_settings(name: str, value: Any, known: Mapping[str, bool]) -> dict[s
             raise KlingValidationError(f"{name}: {key} must be a finite number of seconds >= 0", param=name)
         settings[key] = float(item)
     return settings
+
+
+def _fail_exception() -> type[Exception]:
+    """Airflow's "fail now, no retries" exception, wherever this Airflow keeps it."""
+    try:
+        from airflow.sdk.exceptions import AirflowFailException
+    except ImportError:  # Airflow < 3.1: only airflow.exceptions has it
+        from airflow.exceptions import AirflowFailException  # type: ignore[no-redef]
+    return AirflowFailException
 
 
 def _placeholder_images(name: str, value: Any) -> dict[str, Any]:
