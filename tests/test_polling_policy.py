@@ -50,3 +50,12 @@ def test_bounds_hold() -> None:
         for elapsed in (0, 1, 10, 100, 1000):
             delay = POLICY.next_delay(task(progress), elapsed)
             assert POLICY.min_interval <= delay <= POLICY.max_interval
+
+
+def test_first_query_waits_for_the_estimate_after_submission() -> None:
+    # Just submitted (progress 0, 40 s expected): the first look is just after the estimate.
+    assert POLICY.first_delay(elapsed=0.5, estimate=40) == pytest.approx(40.5)
+    # A long estimate is split as next_delay splits it, so a drifting estimate is corrected once.
+    assert POLICY.first_delay(elapsed=0, estimate=180) == POLICY.next_delay(task(0, estimated_time=180), elapsed=0)
+    # Picked up past its estimate (another triggerer, a restart): look at once.
+    assert POLICY.first_delay(elapsed=50, estimate=40) == 0

@@ -92,6 +92,17 @@ def test_cancelled_in_both_styles(kling_connection: Any, style: str) -> None:
     assert event["retryable"] is False
 
 
+def test_first_poll_waits_for_the_estimate_when_the_operator_passed_it(kling_connection: Any) -> None:
+    """The operator just read the task at submission: polling again at once would only repeat it."""
+    task_id = submit(kling_connection.sim)
+    started = time.time()
+    trigger = roundtrip(KlingTaskTrigger(task_id, poll_policy=FAST, started_at=started, estimated_time=1.0))
+    (event,) = run_trigger(trigger)
+    assert event["status"] == "completed"
+    assert kling_connection.sim.count(phase="poll") == 1, "one look, just after the 1 s estimate"
+    assert time.time() - started >= 1.0
+
+
 def test_deadline_is_absolute(kling_connection: Any) -> None:
     kling_connection.sim.generation_seconds = 60
     task_id = submit(kling_connection.sim)

@@ -34,18 +34,32 @@ class PollPolicy:
 
     def predicted_remaining(self, task: Task, elapsed: float, estimate: float | None) -> float:
         """Seconds until completion, from progress when there is some, else from the estimate."""
-        progress = task.progress
-        total = estimate or task.estimated_time or self.default_estimate
+        return self._remaining(task.progress, elapsed, estimate or task.estimated_time or self.default_estimate)
+
+    def next_delay(self, task: Task, elapsed: float, estimate: float | None = None) -> float:
+        """Delay before the next query of ``task``, ``elapsed`` seconds after it was created."""
+        return self._delay(task.progress, elapsed, estimate or task.estimated_time or self.default_estimate)
+
+    def first_delay(self, elapsed: float, estimate: float) -> float:
+        """Delay before the first query of a task whose creation answer (progress 0) was just read.
+
+        The submit answer already said what a query right away would say, so the first query
+        waits as :meth:`next_delay` would after it. 0 once the task is past its estimate (a wait
+        picked up late, e.g. by another triggerer, looks at once).
+        """
+        if elapsed >= estimate:
+            return 0.0
+        return self._delay(0.0, elapsed, estimate)
+
+    def _remaining(self, progress: float, elapsed: float, total: float) -> float:
         if self.min_progress <= progress < 100 and elapsed > 0:
             # Early progress readings are coarse: never predict more than twice the estimate.
             return min(elapsed * (100 - progress) / progress, 2 * total - elapsed)
         return total - elapsed
 
-    def next_delay(self, task: Task, elapsed: float, estimate: float | None = None) -> float:
-        """Delay before the next query of ``task``, ``elapsed`` seconds after it was created."""
-        total = estimate or task.estimated_time or self.default_estimate
+    def _delay(self, progress: float, elapsed: float, total: float) -> float:
         tail = min(self.max_tail_interval, max(self.min_interval, total * self.tail_fraction))
-        remaining = self.predicted_remaining(task, elapsed, estimate)
+        remaining = self._remaining(progress, elapsed, total)
         if remaining <= 0:
             return tail
         delay = remaining + self.margin
