@@ -7,11 +7,9 @@ loop's client on its first request and gives it back in ``aclose()``.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from hook_support import MODES, Loopback, SimEnv, open_env, text_request
 
 from kling_provider.exceptions import KlingSubmissionUnknownError
 from kling_provider.hooks import clients
@@ -19,17 +17,7 @@ from kling_provider.hooks.kling import KlingHook
 from kling_provider.models import TaskStatus
 from kling_provider.testing import Fault
 
-
-@pytest.fixture(scope="module")
-def loopback() -> Iterator[Loopback]:
-    with Loopback.serve() as server:
-        yield server
-
-
-@pytest.fixture(params=MODES)
-def env(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, loopback: Loopback) -> Iterator[SimEnv]:
-    with open_env(request.param, monkeypatch, loopback) as sim_env:
-        yield sim_env
+from .support import SimEnv, open_env, text_request
 
 
 def _shared_transport(env: SimEnv) -> dict[str, Any]:

@@ -7,11 +7,16 @@ and the downloaded file is the simulator's video byte for byte.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from hook_support import (
+
+from kling_provider.exceptions import KlingSubmissionUnknownError, KlingTimeoutError
+from kling_provider.models import Task, TaskStatus
+from kling_provider.testing import Fault, SimClock
+from kling_provider.testing.media import make_mp4, make_png, mp4_info
+
+from .support import (
     API_KEY,
     FLAVOURS,
     MODES,
@@ -27,29 +32,6 @@ from hook_support import (
     part_files,
     text_request,
 )
-
-from kling_provider.exceptions import KlingSubmissionUnknownError, KlingTimeoutError
-from kling_provider.models import Task, TaskStatus
-from kling_provider.testing import Fault, SimClock
-from kling_provider.testing.media import make_mp4, make_png, mp4_info
-
-
-@pytest.fixture(scope="module")
-def loopback() -> Iterator[Loopback]:
-    with Loopback.serve() as server:
-        yield server
-
-
-@pytest.fixture(params=MODES)
-def env(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, loopback: Loopback) -> Iterator[SimEnv]:
-    with open_env(request.param, monkeypatch, loopback) as sim_env:
-        yield sim_env
-
-
-@pytest.fixture(params=FLAVOURS)
-def caller(request: pytest.FixtureRequest) -> Iterator[Caller]:
-    with Caller.open(request.param) as flavoured:
-        yield flavoured
 
 
 @pytest.mark.parametrize(

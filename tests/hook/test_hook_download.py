@@ -7,25 +7,11 @@ happens, the destination holds either nothing new or the complete, checked video
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-from hook_support import (
-    API_KEY,
-    MAX_ATTEMPTS,
-    MODES,
-    SHORT_TIMEOUT,
-    Loopback,
-    SimEnv,
-    SleepLog,
-    assert_secret_free,
-    open_env,
-    part_files,
-    text_request,
-)
 
 from kling_provider.exceptions import (
     KlingError,
@@ -38,24 +24,18 @@ from kling_provider.models import Task, TaskStatus
 from kling_provider.testing import Fault
 from kling_provider.testing.media import make_mp4, mp4_info
 
+from .support import (
+    API_KEY,
+    MAX_ATTEMPTS,
+    SHORT_TIMEOUT,
+    SimEnv,
+    SleepLog,
+    assert_secret_free,
+    part_files,
+    text_request,
+)
+
 VIDEO = make_mp4(1280, 720, 5.0)  # what the simulator serves for a 5 s 720p 16:9 task
-
-
-@pytest.fixture(scope="module")
-def loopback() -> Iterator[Loopback]:
-    with Loopback.serve() as server:
-        yield server
-
-
-@pytest.fixture(params=MODES)
-def env(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, loopback: Loopback) -> Iterator[SimEnv]:
-    with open_env(request.param, monkeypatch, loopback) as sim_env:
-        yield sim_env
-
-
-@pytest.fixture
-def sleeps(monkeypatch: pytest.MonkeyPatch) -> SleepLog:
-    return SleepLog().install(monkeypatch)
 
 
 def _completed(env: SimEnv) -> Task:

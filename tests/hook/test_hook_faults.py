@@ -9,27 +9,11 @@ task; a poll is retried on anything transient, up to ``max_attempts``.
 from __future__ import annotations
 
 import socket
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from hook_support import (
-    API_KEY,
-    FLAVOURS,
-    MAX_ATTEMPTS,
-    MODES,
-    SHORT_TIMEOUT,
-    WRONG_KEY,
-    Caller,
-    Loopback,
-    SimEnv,
-    SleepLog,
-    assert_request_log_secret_free,
-    assert_secret_free,
-    open_env,
-    text_request,
-)
 
 from kling_provider.exceptions import (
     NON_RETRYABLE_TASK_CODES,
@@ -49,28 +33,20 @@ from kling_provider.exceptions import (
 from kling_provider.models import Task, TaskStatus
 from kling_provider.testing import Fault
 
-
-@pytest.fixture(scope="module")
-def loopback() -> Iterator[Loopback]:
-    with Loopback.serve() as server:
-        yield server
-
-
-@pytest.fixture(params=MODES)
-def env(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, loopback: Loopback) -> Iterator[SimEnv]:
-    with open_env(request.param, monkeypatch, loopback) as sim_env:
-        yield sim_env
-
-
-@pytest.fixture(params=FLAVOURS)
-def caller(request: pytest.FixtureRequest) -> Iterator[Caller]:
-    with Caller.open(request.param) as flavoured:
-        yield flavoured
-
-
-@pytest.fixture
-def sleeps(monkeypatch: pytest.MonkeyPatch) -> SleepLog:
-    return SleepLog().install(monkeypatch)
+from .support import (
+    API_KEY,
+    MAX_ATTEMPTS,
+    SHORT_TIMEOUT,
+    WRONG_KEY,
+    Caller,
+    Loopback,
+    SimEnv,
+    SleepLog,
+    assert_request_log_secret_free,
+    assert_secret_free,
+    open_env,
+    text_request,
+)
 
 
 @dataclass(frozen=True)

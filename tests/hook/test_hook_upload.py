@@ -8,25 +8,12 @@ every transient fault is retried.
 from __future__ import annotations
 
 import io
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-from hook_support import (
-    API_KEY,
-    MAX_ATTEMPTS,
-    MODES,
-    SHORT_TIMEOUT,
-    WRONG_KEY,
-    Loopback,
-    SimEnv,
-    SleepLog,
-    assert_request_log_secret_free,
-    assert_secret_free,
-    open_env,
-)
 from PIL import Image
 
 from kling_provider.exceptions import (
@@ -41,26 +28,20 @@ from kling_provider.models import ImageToVideoRequest, TaskStatus
 from kling_provider.testing import Fault
 from kling_provider.testing.media import make_jpeg, make_png, mp4_info
 
+from .support import (
+    API_KEY,
+    MAX_ATTEMPTS,
+    SHORT_TIMEOUT,
+    WRONG_KEY,
+    SimEnv,
+    SleepLog,
+    assert_request_log_secret_free,
+    assert_secret_free,
+)
+
 PNG = make_png(640, 480)
 JPEG = make_jpeg(720, 1280)
 TEN_MB = 10 * 1024 * 1024
-
-
-@pytest.fixture(scope="module")
-def loopback() -> Iterator[Loopback]:
-    with Loopback.serve() as server:
-        yield server
-
-
-@pytest.fixture(params=MODES)
-def env(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, loopback: Loopback) -> Iterator[SimEnv]:
-    with open_env(request.param, monkeypatch, loopback) as sim_env:
-        yield sim_env
-
-
-@pytest.fixture
-def sleeps(monkeypatch: pytest.MonkeyPatch) -> SleepLog:
-    return SleepLog().install(monkeypatch)
 
 
 def _source(form: str, data: bytes, tmp_path: Path, name: str) -> Any:
