@@ -18,8 +18,6 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 # dag.test() syncs DAGs from the configured bundle: the operator tests' DAGs live here.
 os.environ.setdefault("AIRFLOW__CORE__DAGS_FOLDER", str(REPO_ROOT / "tests" / "dags"))
 
-pytest_plugins = ["kling_provider.testing.pytest_plugin"]
-
 
 @pytest.fixture(scope="session")
 def airflow_db() -> Path:

@@ -1,6 +1,8 @@
 """pytest fixtures for code that talks to EvoLink, backed by the bundled simulator.
 
-Enable with ``pytest_plugins = ["kling_provider.testing.pytest_plugin"]`` in a ``conftest.py``.
+Installing ``airflow-provider-kling`` registers this plugin with pytest (the ``pytest11`` entry
+point ``kling``): the fixtures are there in any test session, with nothing to import. With
+``PYTEST_DISABLE_PLUGIN_AUTOLOAD`` set, load it with ``-p kling_provider.testing.pytest_plugin``.
 
 Fixtures:
 
