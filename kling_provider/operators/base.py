@@ -19,6 +19,9 @@ Bill-once decisions, all in :meth:`_KlingOperatorBase.execute`:
 
 from __future__ import annotations
 
+import math
+import numbers
+import os
 import time
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
@@ -40,6 +43,7 @@ from kling_provider.exceptions import (
     KlingValidationError,
     is_retryable_task_code,
 )
+from kling_provider.models.errors import show
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -111,20 +115,25 @@ class _KlingOperatorBase(BaseOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self.kling_conn_id = kling_conn_id
+        # The operator's own settings are checked like the request: a wrong kind of value is a
+        # KlingValidationError naming the argument when the DAG is parsed, not a TypeError (or a
+        # busy poll loop) in a task that already paid for its video.
+        self.kling_conn_id = _conn_id("kling_conn_id", kling_conn_id, required=True)
         self.model = model
         self.callback_url = callback_url
-        self.max_credits = max_credits
-        self.deferrable = default_deferrable() if deferrable is None else deferrable
-        self.timeout = timeout.total_seconds() if isinstance(timeout, timedelta) else float(timeout)
-        if not self.timeout > 0:
-            raise KlingValidationError(f"timeout: must be a positive duration (got {timeout!r})", param="timeout")
-        if max_credits is not None and not (isinstance(max_credits, int | float) and max_credits > 0):
+        if max_credits is not None and not (_finite(max_credits) or 0) > 0:
             raise KlingValidationError(
-                f"max_credits: must be a positive number (got {max_credits!r})", param="max_credits"
+                f"max_credits: must be a positive number (got {show(max_credits)})", param="max_credits"
             )
-        self.image_conn_id = image_conn_id
-        self.poll_policy = dict(poll_policy or {})
+        self.max_credits = max_credits
+        if deferrable is not None and not isinstance(deferrable, bool):
+            raise KlingValidationError(
+                f"deferrable: must be True or False (got {show(deferrable)})", param="deferrable"
+            )
+        self.deferrable = default_deferrable() if deferrable is None else deferrable
+        self.timeout = _timeout_seconds(timeout)
+        self.image_conn_id = _conn_id("image_conn_id", image_conn_id)
+        self.poll_policy = _policy_settings("poll_policy", poll_policy, _poll_policy_fields())
         # Not "retry_policy": Airflow 3.3's BaseOperator has that argument (task-level retries).
         self.http_retry_policy = _policy_settings("http_retry_policy", http_retry_policy, _retry_policy_fields())
 
@@ -376,24 +385,56 @@ class _KlingOperatorBase(BaseOperator):
         return None
 
 
-def _retry_policy_fields() -> dict[str, bool]:
-    """RetryPolicy's settings, and whether each must be a whole number."""
+#: Longest wait an operator accepts: far beyond any generation, and safe to add to a timestamp.
+MAX_TIMEOUT = timedelta(days=365)
+_WHOLE, _NON_NEGATIVE, _POSITIVE = "a whole number of at least 1", "a finite number >= 0", "a finite number > 0"
+
+
+def _conn_id(name: str, value: Any, *, required: bool = False) -> Any:
+    """A connection id: a non-blank string (or None when not required)."""
+    if value is None and not required:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        raise KlingValidationError(f"{name}: must be a connection id (got {show(value)})", param=name)
+    return str.__getitem__(value, slice(None))
+
+
+def _timeout_seconds(value: Any) -> float:
+    """Seconds from a timedelta or a number (never a bool), positive and at most MAX_TIMEOUT."""
+    seconds = value.total_seconds() if isinstance(value, timedelta) else _finite(value)
+    if seconds is None or not 0 < seconds <= MAX_TIMEOUT.total_seconds():
+        raise KlingValidationError(
+            f"timeout: must be a positive number of seconds or a timedelta, at most {MAX_TIMEOUT.days} days "
+            f"(got {show(value)})",
+            param="timeout",
+        )
+    return seconds
+
+
+def _retry_policy_fields() -> dict[str, str]:
+    """RetryPolicy's settings, and what each must be."""
     from dataclasses import fields
 
     from kling_provider.hooks.retry import RetryPolicy
 
-    return {f.name: f.name == "max_attempts" for f in fields(RetryPolicy)}
+    return {f.name: _WHOLE if f.name == "max_attempts" else _NON_NEGATIVE for f in fields(RetryPolicy)}
 
 
-def _policy_settings(name: str, value: Any, known: Mapping[str, bool]) -> dict[str, float]:
-    """A policy given as a plain mapping: known settings only, finite and not negative.
+def _poll_policy_fields() -> dict[str, str]:
+    """PollPolicy's settings, and what each must be (a zero min_interval would poll in a busy loop)."""
+    from dataclasses import fields
 
-    Whole-number settings (``max_attempts``) must be integers of at least 1. Checked when the
-    operator is built, so a typo fails the DAG file, not a task that already paid for a video.
+    from kling_provider.hooks.polling import PollPolicy
+
+    return {f.name: _POSITIVE if f.name == "min_interval" else _NON_NEGATIVE for f in fields(PollPolicy)}
+
+
+def _policy_settings(name: str, value: Any, known: Mapping[str, str]) -> dict[str, float]:
+    """A policy given as a plain mapping: known settings only, each a number of the right kind.
+
+    Checked when the operator is built, so a typo fails the DAG file, not a task that already
+    paid for a video.
     """
-    import math
-    import numbers
-
     if value is None:
         return {}
     if not isinstance(value, Mapping):
@@ -402,16 +443,28 @@ def _policy_settings(name: str, value: Any, known: Mapping[str, bool]) -> dict[s
     for key, item in value.items():
         if key not in known:
             listed = ", ".join(sorted(known))
-            raise KlingValidationError(f"{name}: unknown setting {key!r} (known: {listed})", param=name)
-        if known[key]:
-            if isinstance(item, bool) or not isinstance(item, numbers.Integral) or item < 1:
-                raise KlingValidationError(f"{name}: {key} must be a whole number of at least 1", param=name)
+            raise KlingValidationError(f"{name}: unknown setting {show(key)} (known: {listed})", param=name)
+        kind, number = known[key], _finite(item)
+        if kind == _WHOLE:
+            if number is None or not isinstance(item, numbers.Integral) or item < 1:
+                raise KlingValidationError(f"{name}: {key} must be {kind} (got {show(item)})", param=name)
             settings[key] = int(item)
             continue
-        if isinstance(item, bool) or not isinstance(item, numbers.Real) or not math.isfinite(item) or item < 0:
-            raise KlingValidationError(f"{name}: {key} must be a finite number of seconds >= 0", param=name)
-        settings[key] = float(item)
+        if number is None or number < 0 or (kind == _POSITIVE and number == 0):
+            raise KlingValidationError(f"{name}: {key} must be {kind} (got {show(item)})", param=name)
+        settings[key] = number
     return settings
+
+
+def _finite(value: Any) -> float | None:
+    """``value`` as a finite float if it is a real number (never a bool), else None."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        return None
+    try:
+        number = float(value)
+    except (OverflowError, ValueError, TypeError):  # an int too large for a float; odd Real types
+        return None
+    return number if math.isfinite(number) else None
 
 
 def _fail_exception() -> type[Exception]:
@@ -427,8 +480,21 @@ def _placeholder_images(name: str, value: Any) -> dict[str, Any]:
     if value is None:
         return {}
     if isinstance(value, list | tuple):
-        return {name: [v if _is_url(v) else _PLACEHOLDER_URL for v in value]}
-    return {name: value if _is_url(value) else _PLACEHOLDER_URL}
+        return {name: [_image_stand_in(f"{name}[{i}]", v) for i, v in enumerate(value)]}
+    return {name: _image_stand_in(name, value)}
+
+
+def _image_stand_in(name: str, value: Any) -> Any:
+    """A URL stays (the model checks it); a local or object-storage image stands in as a URL
+    until it is uploaded. Anything else cannot be an image: say so now, not at upload time."""
+    if _is_url(value):
+        return value
+    if isinstance(value, str | bytes | bytearray | memoryview | os.PathLike):
+        return _PLACEHOLDER_URL
+    raise KlingValidationError(
+        f"{name}: must be an image URL, a local path, an object-storage path or bytes (got {show(value)})",
+        param=name,
+    )
 
 
 def _estimate_dict(estimate: CostEstimate) -> dict[str, Any]:

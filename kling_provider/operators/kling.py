@@ -79,6 +79,7 @@ class _VideoOperator(_KlingOperatorBase):
         asset_alias: str | None = DEFAULT_ASSET_ALIAS,
         **kwargs: Any,
     ) -> None:
+        asset_alias = _check_output_settings(output_uri, output_conn_id, asset_alias)
         if output_uri is not None and asset_alias:
             from airflow.sdk import AssetAlias
 
@@ -103,9 +104,10 @@ class _VideoOperator(_KlingOperatorBase):
     def request_arguments(self) -> dict[str, Any]:
         multi_shot = self.multi_shot
         if multi_shot is None:
-            multi_shot = bool(self.shots) or self.shot_type is not None
+            multi_shot = _empty_as_none(self.shots) is not None or self.shot_type is not None
         shot_type = self.shot_type
-        if multi_shot and shot_type is None and self.shots:
+        # "is True": the model checks multi_shot is a bool; its truth must not be asked first.
+        if multi_shot is True and shot_type is None and _empty_as_none(self.shots) is not None:
             shot_type = "customize"
         return {
             "prompt": self.prompt,
@@ -115,7 +117,7 @@ class _VideoOperator(_KlingOperatorBase):
             "sound": self.sound,
             "multi_shot": multi_shot,
             "shot_type": shot_type,
-            "shots": self.shots or None,
+            "shots": _empty_as_none(self.shots),
             "watermark": self.watermark,
             "callback_url": self.callback_url,
         }
@@ -255,7 +257,7 @@ class KlingImageToVideoOperator(_VideoOperator):
             **super().request_arguments(),
             "image_start": self.image_start,
             "image_end": self.image_end,
-            "elements": self.elements or None,
+            "elements": _empty_as_none(self.elements),
         }
 
 
@@ -311,7 +313,7 @@ class KlingCreateElementOperator(_KlingOperatorBase):
             "element_name": self.element_name,
             "element_description": self.element_description,
             "frontal_image": self.frontal_image,
-            "refer_images": self.refer_images or None,
+            "refer_images": _empty_as_none(self.refer_images),
             "refer_video": self.refer_video,
             "element_voice_id": self.element_voice_id,
             "reference_type": self.reference_type,
@@ -332,6 +334,50 @@ class KlingCreateElementOperator(_KlingOperatorBase):
             "element_name": self.element_name,
             "credits_reserved": task.usage.credits_reserved if task.usage else None,
         }
+
+
+def _empty_as_none(value: Any) -> Any:
+    """An empty list, tuple or string means "not given"; never asks a user object for its truth."""
+    if isinstance(value, list):
+        return value if list.__len__(value) else None
+    if isinstance(value, tuple):
+        return value if tuple.__len__(value) else None
+    if isinstance(value, str):
+        return value if str.__len__(value) else None
+    return value
+
+
+def _check_output_settings(output_uri: Any, output_conn_id: Any, asset_alias: Any) -> str | None:
+    """Where the video goes: a path or URI (or a template), a connection id, an asset alias name.
+
+    Returns the alias as a plain ``str``."""
+    import os
+
+    from kling_provider.exceptions import KlingValidationError
+    from kling_provider.models.errors import show
+    from kling_provider.operators.base import _is_template
+
+    if output_uri is not None and not isinstance(output_uri, str | os.PathLike) and not _is_template(output_uri):
+        raise KlingValidationError(
+            f"output_uri: must be a local path or a URI such as s3://bucket/key.mp4 (got {show(output_uri)})",
+            param="output_uri",
+        )
+    if output_conn_id is not None and not isinstance(output_conn_id, str) and not _is_template(output_conn_id):
+        raise KlingValidationError(
+            f"output_conn_id: must be a connection id (got {show(output_conn_id)})", param="output_conn_id"
+        )
+    if asset_alias is None:
+        return None
+    if not isinstance(asset_alias, str):
+        raise KlingValidationError(f"asset_alias: must be a string (got {show(asset_alias)})", param="asset_alias")
+    alias = str.__getitem__(asset_alias, slice(None))
+    from airflow.sdk import AssetAlias
+
+    try:
+        AssetAlias(name=alias)
+    except (TypeError, ValueError) as err:
+        raise KlingValidationError(f"asset_alias: {err} (got {show(alias)})", param="asset_alias") from None
+    return alias
 
 
 def _expires_at(task: Task, observed_at: float) -> str:
