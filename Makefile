@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-$(AIRFLOW_VERSION)
 CONSTRAINTS ?= .ci/constraints-airflow-$(AIRFLOW_VERSION).txt
 PIN := $(if $(wildcard $(CONSTRAINTS)),-c $(CONSTRAINTS),)
 
-.PHONY: demo test test-all test-slow lint typecheck clean constraints
+.PHONY: demo test test-all test-slow faults lint typecheck clean constraints
 
 $(STAMP): pyproject.toml $(wildcard $(CONSTRAINTS))
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +43,10 @@ test-all: lint typecheck
 ## test-slow: only the slow end-to-end tests (CI runs `make test` and then this)
 test-slow: $(STAMP)
 	$(BIN)/pytest -q -m slow
+
+## faults: run the fault matrix (every simulator fault x phase x operator mode) and print it as a table
+faults: $(STAMP)
+	$(BIN)/pytest -q tests/reliability/test_fault_matrix.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache demo-output build dist *.egg-info
