@@ -15,7 +15,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE = REPO / "docs" / "examples" / "offline_testing"
 EXAMPLE_FILES = ("product_video.py", "test_product_video.py")
