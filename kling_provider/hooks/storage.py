@@ -3,12 +3,15 @@
 The bytes go to a hidden sibling first (``.<name>.part-<random>``), are counted against the
 expected length and checked for an MP4 header, and only then are moved to the final name: an
 ``os.replace`` on local disks, a rename (copy + delete) on object stores. A crash at any point
-leaves at most a hidden part file, never a truncated video under the name downstream tasks read.
+leaves at most a hidden part file, never a truncated video under the name downstream tasks read;
+the next successful save of the same output removes such leftovers.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import time
 import uuid
 from collections.abc import Iterable
 from pathlib import Path
@@ -20,6 +23,9 @@ if TYPE_CHECKING:
     from airflow.sdk import ObjectStoragePath
 
 _CHUNK = 1024 * 1024
+#: Object stores keep modification times to the second: a part file counts as stale only when it
+#: was last written this much before the current download began.
+_MTIME_SLACK = 2.0
 
 
 class _Writable(Protocol):
@@ -72,6 +78,7 @@ class VerifiedWriter:
         self.part = destination.with_name(f".{destination.name}.part-{uuid.uuid4().hex[:12]}")
         self.written = 0
         self._head = b""
+        self._started = time.time()
 
     def write_all(self, chunks: Iterable[bytes]) -> int:
         self.destination.parent.mkdir(parents=True, exist_ok=True)
@@ -115,6 +122,20 @@ class VerifiedWriter:
         except BaseException:
             self.discard()
             raise
+        self._remove_stale_parts()
+
+    def _remove_stale_parts(self) -> None:
+        """Part files of this destination that an earlier attempt left: a killed process (SIGKILL,
+        OOM, lost node) never reaches :meth:`discard`. Only ones untouched since this download began
+        are removed, so a writer still at work is left alone. Best effort: the video is saved."""
+        prefix = f".{self.destination.name}.part-"
+        with contextlib.suppress(Exception):  # listing or stat may be unsupported by a store
+            for sibling in list(self.destination.parent.iterdir()):
+                if not sibling.name.startswith(prefix) or sibling.name == self.part.name:
+                    continue
+                with contextlib.suppress(Exception):
+                    if float(sibling.stat().st_mtime) < self._started - _MTIME_SLACK:
+                        sibling.unlink()
 
     def discard(self) -> None:
         try:
