@@ -240,6 +240,7 @@ class _KlingOperatorBase(BaseOperator):
                     estimated_time=task.estimated_time,
                     poll_policy=self.poll_policy,
                     retry_policy=self.http_retry_policy,
+                    attempt=_try_number(context),
                 ),
                 method_name="execute_complete",
                 kwargs={"estimate": _estimate_dict(estimate)},
@@ -257,6 +258,15 @@ class _KlingOperatorBase(BaseOperator):
         from kling_provider.models import Task
         from kling_provider.pricing import CostEstimate
 
+        attempt = event.get("attempt")
+        if attempt is not None and attempt != _try_number(context):
+            # Airflow 3.0 to 3.1.2 keep a resumed task's next_method/next_kwargs when it fails,
+            # so its retry starts here with the earlier try's event, already acted on. Start
+            # over instead: execute() re-attaches, saves or resubmits as on any retry.
+            self.log.warning(
+                "Try %s resumed with the event of try %s; starting this try afresh", _try_number(context), attempt
+            )
+            return self.execute(context)
         status = event.get("status")
         message = str(event.get("message") or status)
         if event.get("task"):
@@ -465,6 +475,11 @@ def _finite(value: Any) -> float | None:
     except (OverflowError, ValueError, TypeError):  # an int too large for a float; odd Real types
         return None
     return number if math.isfinite(number) else None
+
+
+def _try_number(context: Context) -> int | None:
+    number = getattr(context["ti"], "try_number", None)
+    return number if isinstance(number, int) else None
 
 
 def _fail_exception() -> type[Exception]:

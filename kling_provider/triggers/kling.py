@@ -52,6 +52,8 @@ class KlingTaskTrigger(BaseTrigger):
     :param poll_policy: :class:`PollPolicy` fields to override, as a plain dict.
     :param retry_policy: :class:`RetryPolicy` fields to override for each poll, as a plain dict.
     :param max_failed_polls: consecutive polls (each already retried) that may fail before giving up.
+    :param attempt: the Airflow try that deferred; echoed in the event, so that a retry handed an
+        earlier try's event (Airflow 3.0 to 3.1.2) can tell.
     """
 
     def __init__(
@@ -65,6 +67,7 @@ class KlingTaskTrigger(BaseTrigger):
         poll_policy: dict[str, float] | None = None,
         max_failed_polls: int = 5,
         retry_policy: dict[str, float] | None = None,
+        attempt: int | None = None,
     ) -> None:
         super().__init__()
         self.evolink_task_id = evolink_task_id
@@ -75,6 +78,7 @@ class KlingTaskTrigger(BaseTrigger):
         self.poll_policy = dict(poll_policy or {})
         self.max_failed_polls = max_failed_polls
         self.retry_policy = dict(retry_policy or {})
+        self.attempt = attempt
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -88,6 +92,7 @@ class KlingTaskTrigger(BaseTrigger):
                 "poll_policy": self.poll_policy,
                 "max_failed_polls": self.max_failed_polls,
                 "retry_policy": self.retry_policy,
+                "attempt": self.attempt,
             },
         )
 
@@ -206,6 +211,7 @@ class KlingTaskTrigger(BaseTrigger):
             "retryable": retryable,
             "task": task.model_dump(mode="json") if task is not None else None,
             "observed_at": time.time(),
+            "attempt": self.attempt,
         }
 
     def _log_progress(self, task: Task, elapsed: float, policy: PollPolicy, estimate: float | None) -> None:
