@@ -25,7 +25,7 @@ def no_network_no_connections(monkeypatch: pytest.MonkeyPatch) -> list[str]:
         attempts.append(repr(args[:2]))
         raise AssertionError(f"network or connection lookup at parse time: {args[:2]!r}")
 
-    from airflow.sdk.bases.hook import BaseHook
+    from airflow_compat import BaseHook
 
     monkeypatch.setattr(socket.socket, "connect", refuse)
     monkeypatch.setattr(socket, "create_connection", refuse)

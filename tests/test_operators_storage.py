@@ -118,7 +118,7 @@ def xcom_value(dag_id: str, run_id: str, key: str, task_id: str = "video") -> An
 
 
 def run_dag(dag_id: str, **conf: Any) -> Run:
-    from airflow.dag_processing.dagbag import DagBag
+    from airflow_compat import DagBag
 
     dag = DagBag(str(DAGS / "kling_storage_dags.py")).get_dag(dag_id)
     assert dag is not None, f"{dag_id} not found in {DAGS}"

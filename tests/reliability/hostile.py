@@ -208,7 +208,7 @@ def check(operator_class: type[Any], kwargs: dict[str, Any], result: Attempt) ->
 def _undefined_connection(kwargs: dict[str, Any], result: Attempt) -> bool:
     """The one other exception allowed: Airflow's own, for a well-formed connection id that is not
     defined, raised at execute before any request."""
-    from airflow.sdk.exceptions import AirflowNotFoundException
+    from airflow_compat import AirflowNotFoundException
 
     conn_id = kwargs.get("kling_conn_id")
     if not isinstance(conn_id, str):

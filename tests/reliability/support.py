@@ -57,7 +57,7 @@ _BAG: Any = None
 def _dagbag() -> Any:
     global _BAG
     if _BAG is None:
-        from airflow.dag_processing.dagbag import DagBag
+        from airflow_compat import DagBag
 
         _BAG = DagBag(str(DAG_FILE))
         assert not _BAG.import_errors, _BAG.import_errors

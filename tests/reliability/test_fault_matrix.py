@@ -51,7 +51,7 @@ def matrix_env(airflow_db: Path, tmp_path_factory: pytest.TempPathFactory) -> It
 
     def recorded(method: Any, name: str) -> Any:
         def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
-            from airflow.sdk.exceptions import TaskDeferred
+            from airflow_compat import TaskDeferred
 
             try:
                 value = method(self, *args, **kwargs)

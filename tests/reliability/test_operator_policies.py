@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from airflow.sdk.exceptions import TaskDeferred
+from airflow_compat import TaskDeferred
 
 from kling_provider.exceptions import KlingValidationError
 from kling_provider.hooks.retry import RetryPolicy
