@@ -45,4 +45,6 @@ blocking = _dag("kling_e2e_blocking", deferrable=False)
 #: Waits on the worker; a killed worker's retry must re-attach, not pay again.
 worker_retry = _dag("kling_e2e_worker_retry", deferrable=False, retries=1, retry_delay=timedelta(seconds=1))
 #: Waits in the triggerer, which the test kills and replaces; no retries, so nothing hides a failure.
-triggerer_restart = _dag("kling_e2e_triggerer_restart", deferrable=True, retries=0)
+#: Re-checks after 2 s of a long wait, so the first poll (the test's cue to kill) lands mid-generation
+#: instead of at the estimated end.
+triggerer_restart = _dag("kling_e2e_triggerer_restart", deferrable=True, retries=0, poll_policy={"recheck_after": 2.0})
