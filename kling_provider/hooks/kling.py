@@ -187,7 +187,7 @@ class KlingHook(BaseHook):
                     transport=self._async_transport,
                     timeout=httpx.Timeout(settings.timeout, connect=10.0),
                     headers={"User-Agent": _USER_AGENT},
-                    limits=httpx.Limits(max_connections=100, max_keepalive_connections=100, keepalive_expiry=120),
+                    limits=clients.limits(),
                 )
 
             self._aclient_key = clients.acquire(settings.api_base_url, settings.timeout, self._async_transport, factory)
@@ -477,10 +477,11 @@ class KlingHook(BaseHook):
                     outcome = None
                 else:
                     await limiter.aacquire()
-                    try:
-                        outcome = await client.send(_build(client, step, key))
-                    except httpx.TransportError as err:
-                        outcome = err
+                    async with clients.gate(self._aclient_key):
+                        try:
+                            outcome = await client.send(_build(client, step, key))
+                        except httpx.TransportError as err:
+                            outcome = err
                 step = plan.send(outcome)
         except StopIteration as stop:
             return stop.value
