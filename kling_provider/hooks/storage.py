@@ -59,10 +59,12 @@ def destination_uri(destination: Any) -> str:
     ``str(ObjectStoragePath)`` embeds the connection id as user info (``s3://aws_default@bucket/key``);
     that is not where the object is, and as an Asset URI it would never match ``s3://bucket/key``.
     """
-    if isinstance(destination, Path):
+    if _is_local(destination):
         return destination.resolve().as_uri()
     text = str(destination)
     conn_id = getattr(destination, "conn_id", None)
+    if conn_id is None:  # Airflow 3.0's ObjectStoragePath keeps it in storage_options only
+        conn_id = (getattr(destination, "storage_options", None) or {}).get("conn_id")
     protocol = getattr(destination, "protocol", None)
     if conn_id and protocol and text.startswith(prefix := f"{protocol}://{conn_id}@"):
         return f"{protocol}://{text[len(prefix) :]}"
@@ -87,7 +89,7 @@ class VerifiedWriter:
                 self._copy(chunks, handle)
                 if hasattr(handle, "flush"):
                     handle.flush()
-                if isinstance(self.destination, Path):
+                if _is_local(self.destination):
                     os.fsync(handle.fileno())
         except BaseException:
             self.discard()
@@ -114,7 +116,7 @@ class VerifiedWriter:
                 raise KlingServerError(
                     f"downloaded file is not an MP4 video (no 'ftyp' header): starts with {self._head[:16]!r}"
                 )
-            if isinstance(self.destination, Path):
+            if _is_local(self.destination):
                 os.replace(self.part, self.destination)
                 _fsync_dir(self.destination.parent)
             else:
@@ -143,6 +145,12 @@ class VerifiedWriter:
                 self.part.unlink()
         except OSError:
             pass
+
+
+def _is_local(path: Any) -> bool:
+    """A plain local path. (With universal-pathlib 0.2, as Airflow 3.0 was released with, an
+    ObjectStoragePath subclasses ``pathlib.Path``: only its ``protocol`` tells it apart.)"""
+    return isinstance(path, Path) and not hasattr(path, "protocol")
 
 
 def _fsync_dir(path: Path) -> None:
