@@ -117,6 +117,41 @@ class KlingHook(BaseHook):
     conn_type = "kling"
     hook_name = "Kling video (EvoLink)"
 
+    # Airflow 3.0 and 3.1 build the connection form from these two methods (with Flask-AppBuilder
+    # installed); 3.2+ read the same settings from the provider info and skip them.
+    @classmethod
+    def get_connection_form_widgets(cls) -> dict[str, Any]:
+        """The extra fields of the connection form, as in the provider info's ``conn-fields``."""
+        from flask_appbuilder.fieldwidgets import BS3TextFieldWidget
+        from flask_babel import lazy_gettext
+        from wtforms import StringField
+        from wtforms.validators import Optional
+
+        from kling_provider._provider_info import PROVIDER_INFO
+
+        fields = PROVIDER_INFO["connection-types"][0]["conn-fields"]
+        return {
+            name: StringField(
+                lazy_gettext(spec["label"]),
+                widget=BS3TextFieldWidget(),
+                description=spec["description"],
+                validators=[Optional()],
+            )
+            for name, spec in fields.items()
+        }
+
+    @classmethod
+    def get_ui_field_behaviour(cls) -> dict[str, Any]:
+        """Hidden and relabelled standard fields, as in the provider info's ``ui-field-behaviour``."""
+        from kling_provider._provider_info import PROVIDER_INFO
+
+        behaviour = PROVIDER_INFO["connection-types"][0]["ui-field-behaviour"]
+        return {
+            "hidden_fields": list(behaviour["hidden-fields"]),
+            "relabeling": dict(behaviour["relabeling"]),
+            "placeholders": dict(behaviour["placeholders"]),
+        }
+
     def __init__(
         self,
         kling_conn_id: str = default_conn_name,
