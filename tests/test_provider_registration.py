@@ -46,6 +46,7 @@ def test_airflow_cli_lists_the_provider(command: tuple[str, ...], needle: str) -
     assert needle in json.dumps(_airflow_json(*command))
 
 
+@pytest.mark.newer_airflow("3.2: the form from the provider info; 3.0/3.1: tests/test_connection_form_versions.py")
 def test_connection_form_fields_and_behaviour() -> None:
     from airflow.providers_manager import ProvidersManager
 

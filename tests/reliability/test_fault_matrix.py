@@ -90,6 +90,7 @@ def test_the_dag_mirrors_the_matrix_settings() -> None:
     assert task.retries == RETRIES
 
 
+@pytest.mark.newer_airflow("3.3: each cell reads the task_state_store table")
 @pytest.mark.parametrize("cell", APPLICABLE, ids=_slug)
 def test_cell(cell: Cell, matrix_env: MatrixEnv) -> None:
     result = run_cell(cell, matrix_env)

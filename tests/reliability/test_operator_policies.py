@@ -27,6 +27,7 @@ def test_operator_hook_uses_the_retry_policy() -> None:
     assert hook.retry_policy == RetryPolicy(max_attempts=3, backoff_base=0.01, backoff_cap=0.02)
 
 
+@pytest.mark.newer_airflow("3.3: BaseOperator.retry_policy")
 def test_default_retry_policy_is_the_hooks_default() -> None:
     op = _operator()
     assert op.get_hook().retry_policy == RetryPolicy()
