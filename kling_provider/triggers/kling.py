@@ -54,6 +54,11 @@ class KlingTaskTrigger(BaseTrigger):
     :param max_failed_polls: consecutive polls (each already retried) that may fail before giving up.
     :param attempt: the Airflow try that deferred; echoed in the event, so that a retry handed an
         earlier try's event (Airflow 3.0 to 3.1.2) can tell.
+
+    Settings it does not know are ignored (and named in the log): during a rolling upgrade a
+    worker with a newer provider may defer to a triggerer that still runs this one, and a trigger
+    that cannot be rebuilt fails its task. For the same reason :meth:`serialize` leaves settings
+    added after the first release out while they have their default.
     """
 
     def __init__(
@@ -68,6 +73,7 @@ class KlingTaskTrigger(BaseTrigger):
         max_failed_polls: int = 5,
         retry_policy: dict[str, float] | None = None,
         attempt: int | None = None,
+        **newer_settings: Any,
     ) -> None:
         super().__init__()
         self.evolink_task_id = evolink_task_id
@@ -79,6 +85,8 @@ class KlingTaskTrigger(BaseTrigger):
         self.max_failed_polls = max_failed_polls
         self.retry_policy = dict(retry_policy or {})
         self.attempt = attempt
+        #: Names of settings from a newer provider release, ignored here.
+        self.ignored_settings = sorted(newer_settings)
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -91,7 +99,8 @@ class KlingTaskTrigger(BaseTrigger):
                 "estimated_time": self.estimated_time,
                 "poll_policy": self.poll_policy,
                 "max_failed_polls": self.max_failed_polls,
-                "retry_policy": self.retry_policy,
+                # Added after the first release: only when set (see the class docstring).
+                **({"retry_policy": self.retry_policy} if self.retry_policy else {}),
                 "attempt": self.attempt,
             },
         )
@@ -108,6 +117,11 @@ class KlingTaskTrigger(BaseTrigger):
         return RetryPolicy(**settings)
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
+        if self.ignored_settings:
+            self.log.warning(
+                "Ignoring settings this provider version does not know (from a newer one?): %s",
+                ", ".join(self.ignored_settings),
+            )
         hook = KlingHook(self.kling_conn_id, poll_policy=self._policy(), retry_policy=self._retry_policy())
         try:
             event = await self._wait(hook)
