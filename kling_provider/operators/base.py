@@ -343,9 +343,9 @@ class _KlingOperatorBase(BaseOperator):
         for name in self.image_fields:
             value = kwargs.get(name)
             if isinstance(value, list | tuple):
-                local += [(f"{name}[{i}]", i, v) for i, v in enumerate(value) if not _is_url(v)]
+                local += [(f"{name}[{i}]", i, _plain(v)) for i, v in enumerate(value) if not _is_url(v)]
             elif value is not None and not _is_url(value):
-                local.append((name, None, value))
+                local.append((name, None, _plain(value)))
         for field, _, value in local:
             hook.check_image(value, field=field, conn_id=self.image_conn_id)
         out = {k: list(v) if isinstance(v, list | tuple) else v for k, v in kwargs.items()}
@@ -497,6 +497,12 @@ def _placeholder_images(name: str, value: Any) -> dict[str, Any]:
     if isinstance(value, list | tuple):
         return {name: [_image_stand_in(f"{name}[{i}]", v) for i, v in enumerate(value)]}
     return {name: _image_stand_in(name, value)}
+
+
+def _plain(value: Any) -> Any:
+    """A ``str`` subclass as an exact ``str`` (as the request models take text): its own methods
+    (``__str__``, ``__fspath__``...) are not what storage code expects to call."""
+    return str.__getitem__(value, slice(None)) if isinstance(value, str) else value
 
 
 def _image_stand_in(name: str, value: Any) -> Any:

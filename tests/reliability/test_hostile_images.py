@@ -93,3 +93,16 @@ def test_element_reference_images(images: dict[str, str], name: str, ok: bool) -
     assert (result.outcome == "submitted") is ok, (result.outcome, result.error)
     if not ok:
         assert getattr(result.error, "param", None) == "refer_images[1]", result.error
+
+
+@pytest.mark.parametrize(("name", "ok"), [("good.png", True), ("missing.png", False)])
+def test_an_image_path_given_as_a_hostile_str_subclass_is_read_as_plain_text(
+    images: dict[str, str], name: str, ok: bool
+) -> None:
+    """Found by the hypothesis run: a str subclass whose __str__ raises reached object storage."""
+    from test_models_schema import NastyStr
+
+    kwargs = {"prompt": "the beam sweeps", "image_start": images["good.jpg"], "image_end": NastyStr(images[name])}
+    result = attempt(I2V, kwargs)
+    check(I2V, kwargs, result)
+    assert (result.outcome == "submitted") is ok, (result.outcome, result.error)
