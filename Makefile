@@ -7,8 +7,11 @@ STAMP := $(VENV)/.installed-$(AIRFLOW_VERSION)
 # Pinned versions for a reproducible, fast install (a free resolve of moto + amazon backtracks).
 CONSTRAINTS ?= .ci/constraints-airflow-$(AIRFLOW_VERSION).txt
 PIN := $(if $(wildcard $(CONSTRAINTS)),-c $(CONSTRAINTS),)
+# The oldest Airflow the provider supports (apache-airflow>=3.0.0), tested in a venv of its own.
+AIRFLOW_MIN_VERSION ?= 3.0.6
+AIRFLOW_MIN_VENV ?= .venv-airflow-3.0
 
-.PHONY: demo test test-all test-slow faults lint typecheck clean constraints
+.PHONY: demo test test-all test-slow test-airflow-min faults lint typecheck clean constraints
 
 $(STAMP): pyproject.toml $(wildcard $(CONSTRAINTS))
 	$(PYTHON) -m venv $(VENV)
@@ -36,17 +39,24 @@ typecheck: $(STAMP)
 test: lint typecheck
 	$(BIN)/pytest -q -m "not slow"
 
-## test-all: everything, including end-to-end runs on a real scheduler + triggerer
+## test-all: everything, including end-to-end runs on a real scheduler + triggerer, and the oldest Airflow
 test-all: lint typecheck
 	$(BIN)/pytest -q
+	$(MAKE) --no-print-directory test-airflow-min
 
 ## test-slow: only the slow end-to-end tests (CI runs `make test` and then this)
 test-slow: $(STAMP)
 	$(BIN)/pytest -q -m slow
+
+## test-airflow-min: the fast suite on the oldest supported Airflow (3.0.6), less tests marked newer_airflow
+test-airflow-min:
+	$(MAKE) --no-print-directory VENV=$(AIRFLOW_MIN_VENV) AIRFLOW_VERSION=$(AIRFLOW_MIN_VERSION) \
+		$(AIRFLOW_MIN_VENV)/.installed-$(AIRFLOW_MIN_VERSION)
+	$(AIRFLOW_MIN_VENV)/bin/pytest -q -m "not slow and not newer_airflow"
 
 ## faults: run the fault matrix (every simulator fault x phase x operator mode) and print it as a table
 faults: $(STAMP)
 	$(BIN)/pytest -q tests/reliability/test_fault_matrix.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache demo-output build dist *.egg-info
+	rm -rf $(VENV) $(AIRFLOW_MIN_VENV) .pytest_cache .mypy_cache .ruff_cache demo-output build dist *.egg-info
