@@ -11,7 +11,7 @@ PIN := $(if $(wildcard $(CONSTRAINTS)),-c $(CONSTRAINTS),)
 AIRFLOW_MIN_VERSION ?= 3.0.6
 AIRFLOW_MIN_VENV ?= .venv-airflow-3.0
 
-.PHONY: demo test test-all test-slow test-airflow-min faults lint typecheck clean constraints
+.PHONY: demo test test-all test-slow test-airflow-min dist faults lint typecheck clean constraints
 
 $(STAMP): pyproject.toml $(wildcard $(CONSTRAINTS))
 	$(PYTHON) -m venv $(VENV)
@@ -53,6 +53,12 @@ test-airflow-min:
 	$(MAKE) --no-print-directory VENV=$(AIRFLOW_MIN_VENV) AIRFLOW_VERSION=$(AIRFLOW_MIN_VERSION) \
 		$(AIRFLOW_MIN_VENV)/.installed-$(AIRFLOW_MIN_VERSION)
 	$(AIRFLOW_MIN_VENV)/bin/pytest -q -m "not slow and not newer_airflow"
+
+## dist: build the sdist and the wheel into dist/ and check their metadata
+dist: $(STAMP)
+	rm -rf dist
+	$(BIN)/python -m build --outdir dist .
+	$(BIN)/twine check --strict dist/*
 
 ## faults: run the fault matrix (every simulator fault x phase x operator mode) and print it as a table
 faults: $(STAMP)
