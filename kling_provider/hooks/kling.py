@@ -184,15 +184,22 @@ class KlingHook(BaseHook):
         return self._settings
 
     async def asettings(self) -> KlingConnectionSettings:
-        """Connection settings, looked up once without blocking the event loop."""
+        """Connection settings, looked up once without blocking the event loop.
+
+        Hooks on one event loop share a lookup for a few seconds (:func:`.clients.shared_lookup`):
+        a triggerer starting a thousand triggers asks the secrets backend once, not a thousand times.
+        """
         if self._settings is None:
-            aget = getattr(BaseHook, "aget_connection", None)
-            if aget is not None:
-                conn = await aget(self.kling_conn_id)
-            else:  # Airflow < 3.1 has no async lookup: keep the blocking call off the loop.
-                conn = await asyncio.to_thread(self.get_connection, self.kling_conn_id)
-            self._settings = self._remember(conn)
+            self._settings = await clients.shared_lookup(self.kling_conn_id, self._alookup)
         return self._settings
+
+    async def _alookup(self) -> KlingConnectionSettings:
+        aget = getattr(BaseHook, "aget_connection", None)
+        if aget is not None:
+            conn = await aget(self.kling_conn_id)
+        else:  # Airflow < 3.1 has no async lookup: keep the blocking call off the loop.
+            conn = await asyncio.to_thread(self.get_connection, self.kling_conn_id)
+        return self._remember(conn)
 
     @staticmethod
     def _remember(conn: Any) -> KlingConnectionSettings:
