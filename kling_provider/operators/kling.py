@@ -158,9 +158,9 @@ class _VideoOperator(_KlingOperatorBase):
         except KlingLinkExpiredError as expired:
             fresh = hook.get_task(task.id).video_url
             if not fresh or fresh == task.video_url:
-                from airflow.sdk.exceptions import AirflowFailException
+                from kling_provider.operators.base import _fail_exception
 
-                raise AirflowFailException(expired.message) from None
+                raise _fail_exception()(expired.message) from None
             self.log.info("EvoLink issued a fresh link for task %s; downloading from it", task.id)
             return hook.download(fresh, str(self.output_uri), conn_id=self.output_conn_id)
 
