@@ -61,7 +61,6 @@ GENERATIONS_PATH = "/v1/videos/generations"
 TASKS_PATH = "/v1/tasks/"
 UPLOAD_STREAM_PATH = "/api/v1/files/upload/stream"
 MAX_IMAGE_BYTES = 10 * 1024 * 1024
-_DOWNLOAD_CHUNK = 1024 * 1024
 _USER_AGENT = "airflow-provider-kling"
 
 
@@ -404,7 +403,9 @@ class KlingHook(BaseHook):
                         raise _RetryDownload(decision.delay, decision.error)
                     expected = _content_length(response)
                     writer = VerifiedWriter(target, expected)
-                    writer.write_all(response.iter_bytes(_DOWNLOAD_CHUNK))
+                    # Chunks as they arrive: re-chunking to a fixed size copies every byte once more
+                    # (bench #5: 1 GiB in 3.6 s with 1 MiB chunks, 1.9 s without).
+                    writer.write_all(response.iter_bytes())
                     writer.commit()
                     return SavedVideo(uri=destination_uri(target), size=writer.written)
             except _RetryDownload as again:

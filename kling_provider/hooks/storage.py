@@ -23,6 +23,10 @@ if TYPE_CHECKING:
     from airflow.sdk import ObjectStoragePath
 
 _CHUNK = 1024 * 1024
+#: Part size for object stores. fsspec writers hold a whole part in memory and copy it while
+#: sending it (s3fs's default is 50 MiB: 182 MiB of RSS growth for a 1 GiB download in bench #5);
+#: 8 MiB parts keep that small and still allow 80 GB objects within S3's 10,000 parts.
+_PART_SIZE = 8 * 1024 * 1024
 #: Object stores keep modification times to the second: a part file counts as stale only when it
 #: was last written this much before the current download began.
 _MTIME_SLACK = 2.0
@@ -85,7 +89,7 @@ class VerifiedWriter:
     def write_all(self, chunks: Iterable[bytes]) -> int:
         self.destination.parent.mkdir(parents=True, exist_ok=True)
         try:
-            with self.part.open("wb") as handle:
+            with self._open_part() as handle:
                 self._copy(chunks, handle)
                 if hasattr(handle, "flush"):
                     handle.flush()
@@ -95,6 +99,11 @@ class VerifiedWriter:
             self.discard()
             raise
         return self.written
+
+    def _open_part(self) -> Any:
+        if isinstance(self.part, Path):
+            return self.part.open("wb")
+        return self.part.open("wb", block_size=_PART_SIZE)
 
     def _copy(self, chunks: Iterable[bytes], handle: _Writable) -> None:
         for chunk in chunks:

@@ -1,0 +1,252 @@
+"""#5 Downloads: a 1 GiB result streamed by ``KlingHook.download`` to a local file and to S3.
+
+The "video" is a sparse 1 GiB file that starts with an MP4 ``ftyp`` box, served by a small
+``http.server`` process on loopback that answers with ``socket.sendfile`` (so the server is never
+the bottleneck). The S3 side is moto's ``ThreadedMotoServer`` in its own process, reached through
+Airflow's ``ObjectStoragePath`` and an ``aws`` connection whose ``endpoint_url`` is that server.
+
+Each download runs in a fresh process that samples its own RSS every 10 ms: growth = peak during
+the download - RSS just before it. Throughput = 1 GiB / wall time of ``download()``, which for the
+local file includes its fsync and atomic rename, and for S3 the multipart upload and the final
+rename (copy + delete) that makes the object appear whole. Baseline: ``curl -s -o`` of the same
+URL to the same local disk, in the same run (median of runs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.server
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from bench.common import REPO, Row, median, print_table, rss_bytes, write_result
+
+SIZE = 1024**3
+FTYP = b"\x00\x00\x00\x18ftypisom\x00\x00\x02\x00isomiso2"
+
+
+# -- the video server (child process) -------------------------------------------------------
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    path_on_disk = ""
+
+    def do_GET(self) -> None:
+        with open(self.path_on_disk, "rb") as handle:
+            size = os.fstat(handle.fileno()).st_size
+            self.send_response(200)
+            self.send_header("Content-Type", "video/mp4")
+            self.send_header("Content-Length", str(size))
+            self.end_headers()
+            self.wfile.flush()
+            self.connection.sendfile(handle)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+def serve(path: str) -> None:
+    _Handler.path_on_disk = path
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    print(f"http://127.0.0.1:{server.server_address[1]}/video.mp4", flush=True)
+    server.serve_forever()
+
+
+def serve_moto() -> None:
+    from moto.server import ThreadedMotoServer
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    print(f"http://127.0.0.1:{port}", flush=True)
+    threading.Event().wait()
+
+
+class Child:
+    def __init__(self, *args: str) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "bench.bench_download", *args],
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
+        assert self.proc.stdout is not None
+        self.url = self.proc.stdout.readline().strip()
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(10)
+
+
+# -- one measured download (child process) --------------------------------------------------
+
+
+def download(url: str, destination: str, conn_id: str | None) -> dict[str, Any]:
+    from kling_provider.hooks.kling import KlingHook
+
+    hook = KlingHook()
+    hook.settings  # noqa: B018 - look the connection up before measuring
+    if destination.startswith("s3://"):
+        from airflow.sdk import ObjectStoragePath
+
+        ObjectStoragePath(destination, conn_id=conn_id).fs  # noqa: B018 - build the S3 filesystem first
+    peak = before = rss_bytes()
+    done = threading.Event()
+
+    def sample() -> None:
+        nonlocal peak
+        while not done.wait(0.01):
+            peak = max(peak, rss_bytes())
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    start = time.perf_counter()
+    saved = hook.download(url, destination, conn_id=conn_id)
+    wall = time.perf_counter() - start
+    done.set()
+    sampler.join()
+    return {"wall": wall, "size": saved.size, "uri": saved.uri, "growth": max(peak, rss_bytes()) - before}
+
+
+def measure(url: str, destination: str, env: dict[str, str], conn_id: str | None = None) -> dict[str, Any]:
+    args = [sys.executable, "-m", "bench.bench_download", "--child", url, destination]
+    if conn_id:
+        args.append(conn_id)
+    done = subprocess.run(args, cwd=REPO, env=env, capture_output=True, text=True, check=True)
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+def curl(url: str, destination: Path) -> float:
+    start = time.perf_counter()
+    subprocess.run(["curl", "-s", "-o", str(destination), url], check=True)
+    wall = time.perf_counter() - start
+    destination.unlink()
+    return wall
+
+
+def s3_floor(endpoint: str, source: Path, key: str) -> float:
+    """The S3 server's own ceiling: s3fs uploading the same bytes from a local file."""
+    import s3fs
+
+    fs = s3fs.S3FileSystem(
+        key="testing", secret="testing", client_kwargs={"endpoint_url": endpoint, "region_name": "us-east-1"}
+    )
+    start = time.perf_counter()
+    fs.put_file(str(source), key)
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--child", nargs="+")
+    parser.add_argument("--serve")
+    parser.add_argument("--serve-moto", action="store_true")
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    if args.serve:
+        serve(args.serve)
+        return
+    if args.serve_moto:
+        serve_moto()
+        return
+    if args.child:
+        url, destination, *conn = args.child
+        print(json.dumps(download(url, destination, conn[0] if conn else None)))
+        return
+
+    with tempfile.TemporaryDirectory(prefix="kling-dl-", dir=os.environ.get("KLING_BENCH_TMP")) as tmp:
+        work = Path(tmp)
+        video = work / "video.mp4"
+        with open(video, "wb") as handle:
+            handle.write(FTYP)
+            handle.truncate(SIZE)  # sparse: served from the page cache, no disk reads
+        server = Child("--serve", str(video))
+        moto = Child("--serve-moto")
+        try:
+            env = {
+                **os.environ,
+                "AIRFLOW_CONN_KLING_DEFAULT": json.dumps(
+                    {
+                        "conn_type": "kling",
+                        "host": "http://127.0.0.1:9",
+                        "password": "sk-bench",
+                        "extra": {"timeout": 60},
+                    }
+                ),
+                "AIRFLOW_CONN_AWS_BENCH": json.dumps(
+                    {
+                        "conn_type": "aws",
+                        "login": "testing",
+                        "password": "testing",
+                        "extra": {"endpoint_url": moto.url, "region_name": "us-east-1"},
+                    }
+                ),
+            }
+            import boto3
+
+            boto3.client(
+                "s3",
+                endpoint_url=moto.url,
+                aws_access_key_id="testing",
+                aws_secret_access_key="testing",
+                region_name="us-east-1",
+            ).create_bucket(Bucket="videos")
+            curls: list[float] = []
+            local: list[dict[str, Any]] = []
+            s3: list[dict[str, Any]] = []
+            floors: list[float] = []
+            for i in range(args.repeats):
+                curls.append(curl(server.url, work / "curl.mp4"))
+                local.append(measure(server.url, str(work / "out" / f"video-{i}.mp4"), env))
+                (work / "out" / f"video-{i}.mp4").unlink()
+            for i in range(max(1, args.repeats - 1)):
+                s3.append(measure(server.url, f"s3://videos/run-{i}/video.mp4", env, "aws_bench"))
+                floors.append(s3_floor(moto.url, video, f"videos/floor-{i}/video.mp4"))
+                curls.append(curl(server.url, work / "curl.mp4"))
+        finally:
+            server.stop()
+            moto.stop()
+    mib = SIZE / 2**20
+    curl_tp = mib / median(curls)
+    local_tp = mib / median([r["wall"] for r in local])
+    s3_tp = mib / median([r["wall"] for r in s3])
+    local_rss = max(r["growth"] for r in local) / 2**20
+    s3_rss = max(r["growth"] for r in s3) / 2**20
+    floor_tp = mib / median(floors)
+    rows = [
+        Row("local file: throughput", local_tp, curl_tp, "MiB/s", ">= 0.8x curl", local_tp >= 0.8 * curl_tp, "curl -o"),
+        Row("local file: peak RSS growth", local_rss, 64, "MiB", "<= 64 MiB", local_rss <= 64, "limit"),
+        Row("S3 (moto): throughput", s3_tp, curl_tp, "MiB/s", ">= 0.8x curl", s3_tp >= 0.8 * curl_tp, "curl -o"),
+        Row("  same, against s3fs uploading a local copy", s3_tp, floor_tp, "MiB/s", "", None, "s3fs put"),
+        Row("S3 (moto): peak RSS growth", s3_rss, 64, "MiB", "<= 64 MiB", s3_rss <= 64, "limit"),
+        Row(
+            "bytes saved, every run",
+            min(r["size"] for r in local + s3),
+            SIZE,
+            "B",
+            "= 1 GiB",
+            all(r["size"] == SIZE for r in local + s3),
+            "served",
+        ),
+    ]
+    print_table(
+        f"#5 downloads: 1 GiB via KlingHook.download (medians of {args.repeats} local, {len(s3)} S3 runs)", rows
+    )
+    write_result("download", rows, {"curl_s": curls, "local": local, "s3": s3, "s3fs_put_s": floors})
+
+
+if __name__ == "__main__":
+    main()
