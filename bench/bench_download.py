@@ -154,7 +154,7 @@ def main() -> None:
     parser.add_argument("--child", nargs="+")
     parser.add_argument("--serve")
     parser.add_argument("--serve-moto", action="store_true")
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=2)
     args = parser.parse_args()
     if args.serve:
         serve(args.serve)
