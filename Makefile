@@ -11,7 +11,7 @@ PIN := $(if $(wildcard $(CONSTRAINTS)),-c $(CONSTRAINTS),)
 AIRFLOW_MIN_VERSION ?= 3.0.6
 AIRFLOW_MIN_VENV ?= .venv-airflow-3.0
 
-.PHONY: demo test test-all test-slow test-airflow-min dist faults lint typecheck clean constraints
+.PHONY: demo test test-all test-slow test-airflow-min dist faults bench lint typecheck clean constraints
 
 $(STAMP): pyproject.toml $(wildcard $(CONSTRAINTS))
 	$(PYTHON) -m venv $(VENV)
@@ -63,6 +63,10 @@ dist: $(STAMP)
 ## faults: run the fault matrix (every simulator fault x phase x operator mode) and print it as a table
 faults: $(STAMP)
 	$(BIN)/pytest -q tests/reliability/test_fault_matrix.py
+
+## bench: the performance benchmarks (bench/README.md), each figure next to a same-run baseline (~10 min)
+bench: $(STAMP)
+	$(BIN)/python -m bench.run_all
 
 clean:
 	rm -rf $(VENV) $(AIRFLOW_MIN_VENV) .pytest_cache .mypy_cache .ruff_cache demo-output build dist *.egg-info
