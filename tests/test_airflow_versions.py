@@ -42,3 +42,25 @@ def test_a_retry_resumes_through_this_airflows_store(
     assert mp4_info(tmp_path / "v.mp4").frame_count > 0
     expected = "_AirflowTaskStateStore" if HAS_TASK_STATE_STORE else "_VariableTaskStateStore"
     assert {type(store).__name__ for store in stores} == {expected}, f"Airflow {AIRFLOW_BASE_VERSION}"
+
+
+def test_an_event_from_an_earlier_try_starts_the_try_afresh(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Airflow 3.0 to 3.1.2 resume a retry at execute_complete with the previous try's event."""
+    from types import SimpleNamespace
+
+    from kling_provider.exceptions import KlingError
+    from kling_provider.operators.kling import KlingTextToVideoOperator
+
+    operator = KlingTextToVideoOperator(task_id="t", prompt="a kite", deferrable=True)
+    fresh: list[Any] = []
+    monkeypatch.setattr(KlingTextToVideoOperator, "execute", lambda self, context: fresh.append(context) or "fresh")
+    event = {"status": "failed", "task_id": "task-unified-1-a", "message": "failed", "retryable": True, "task": None}
+
+    stale = {"ti": SimpleNamespace(try_number=2)}
+    assert operator.execute_complete(stale, {**event, "attempt": 1}) == "fresh"
+    assert fresh == [stale]
+
+    for same_try in ({**event, "attempt": 2}, event):  # the try that deferred, or a trigger that did not say
+        with pytest.raises(KlingError, match="failed"):
+            operator.execute_complete({"ti": SimpleNamespace(try_number=2)}, same_try)
+    assert len(fresh) == 1
