@@ -43,7 +43,6 @@ from kling_provider.exceptions import (
     KlingValidationError,
     is_retryable_task_code,
 )
-from kling_provider.models.errors import show
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -58,6 +57,33 @@ VIDEO_URL_XCOM_KEY = "kling_video_url"
 _PLACEHOLDER_URL = "https://example.com/placeholder.png"
 _PLACEHOLDER_TEXT = "placeholder"
 _COMMON_PLACEHOLDERS = {"callback_url": "https://example.com/callback"}
+
+
+class _LazyRequestModel:
+    """A request model class, imported on first use: importing the operators module (the API
+    server does, for the extra link) must not load pydantic and every model (~18 ms)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __get__(self, obj: object, owner: type | None = None) -> type[KlingRequest]:
+        from kling_provider import models
+
+        model: type[KlingRequest] = getattr(models, self.name)
+        return model
+
+
+def lazy_request_model(name: str) -> Any:
+    """``request_class = lazy_request_model("TextToVideoRequest")`` in an operator class."""
+    return _LazyRequestModel(name)
+
+
+def show(value: Any) -> str:
+    """How a rejected value is quoted in a message (the models' helper, imported when needed:
+    importing this module must not load pydantic and every request model)."""
+    from kling_provider.models.errors import show as _show
+
+    return _show(value)
 
 
 def default_deferrable() -> bool:

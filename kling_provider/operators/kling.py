@@ -22,8 +22,13 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow.sdk import BaseOperatorLink
 
-from kling_provider.models import CustomElementRequest, ImageToVideoRequest, TextToVideoRequest
-from kling_provider.operators.base import _PLACEHOLDER_URL, LINK_LIFETIME, VIDEO_URL_XCOM_KEY, _KlingOperatorBase
+from kling_provider.operators.base import (
+    _PLACEHOLDER_URL,
+    LINK_LIFETIME,
+    VIDEO_URL_XCOM_KEY,
+    _KlingOperatorBase,
+    lazy_request_model,
+)
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -206,7 +211,7 @@ class KlingTextToVideoOperator(_VideoOperator):
         override, as plain dicts (e.g. ``{"max_attempts": 8}``); they reach the trigger too.
     """
 
-    request_class = TextToVideoRequest
+    request_class = lazy_request_model("TextToVideoRequest")
 
     def __init__(self, *, aspect_ratio: str | None = None, **kwargs: Any) -> None:
         self.aspect_ratio = aspect_ratio
@@ -227,7 +232,7 @@ class KlingImageToVideoOperator(_VideoOperator):
         to in prompts as ``<<<element_1>>>``...
     """
 
-    request_class = ImageToVideoRequest
+    request_class = lazy_request_model("ImageToVideoRequest")
 
     template_fields: Sequence[str] = (*_VideoOperator.template_fields, "image_start", "image_end", "elements")
     image_fields: ClassVar[Sequence[str]] = ("image_start", "image_end")
@@ -268,7 +273,7 @@ class KlingCreateElementOperator(_KlingOperatorBase):
     :class:`KlingImageToVideoOperator` ``elements=`` downstream.
     """
 
-    request_class = CustomElementRequest
+    request_class = lazy_request_model("CustomElementRequest")
 
     template_fields: Sequence[str] = (
         "element_name",
