@@ -27,11 +27,13 @@ import inspect
 import json
 import time
 from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, get_args
 
 import httpx
+import pytest
 
 from kling_provider.exceptions import NON_RETRYABLE_TASK_CODES, RETRYABLE_TASK_CODES
 from kling_provider.testing import Fault
@@ -346,8 +348,48 @@ class MatrixEnv:
     api_key: str
 
 
-def run_cell(cell: Cell, env: MatrixEnv) -> CellResult:
-    """Set the fault up, run the DAG once with dag.test(), and check the outcome."""
+@contextmanager
+def matrix_environment(workdir: Path) -> Iterator[MatrixEnv]:
+    """A loopback simulator with the canary key, ``kling_default`` pointing at it, and the operators'
+    execute / execute_complete wrapped to record how each call ended (for the typed error)."""
+    from kling_provider.operators.base import _KlingOperatorBase
+    from kling_provider.testing.media import make_png
+
+    from .support import CANARY_KEY, kling_default, run_dag_test, simulator_server
+
+    image = workdir / "frame.png"
+    image.write_bytes(make_png(1280, 720))
+    attempts: list[Attempt] = []
+    execute, execute_complete = _KlingOperatorBase.execute, _KlingOperatorBase.execute_complete
+
+    def recorded(method: Any, name: str) -> Any:
+        def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+            from airflow_compat import TaskDeferred
+
+            try:
+                value = method(self, *args, **kwargs)
+            except TaskDeferred:
+                attempts.append(Attempt(name, None))
+                raise
+            except BaseException as err:
+                attempts.append(Attempt(name, err))
+                raise
+            attempts.append(Attempt(name, None))
+            return value
+
+        return wrapper
+
+    with simulator_server() as server, kling_default(server.base_url, timeout=CLIENT_TIMEOUT):
+        register_base_url(server.sim, server.base_url)
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(_KlingOperatorBase, "execute", recorded(execute, "execute"))
+            patch.setattr(_KlingOperatorBase, "execute_complete", recorded(execute_complete, "execute_complete"))
+            yield MatrixEnv(server.sim, run_dag_test, workdir, image, attempts, CANARY_KEY)
+
+
+def run_cell(cell: Cell, env: MatrixEnv, *, record: bool = True) -> CellResult:
+    """Set the fault up, run the DAG once with dag.test(), and check the outcome (``record``: add it
+    to the printed matrix)."""
     sim = env.sim
     result = CellResult(cell)
     started = time.monotonic()
@@ -405,7 +447,8 @@ def run_cell(cell: Cell, env: MatrixEnv) -> CellResult:
         result.problems.append("no download was refused: the link did not expire")
     result.passed = not result.problems
     result.seconds = time.monotonic() - started
-    RESULTS[cell.id] = result
+    if record:
+        RESULTS[cell.id] = result
     return result
 
 
@@ -441,17 +484,28 @@ def _saved_video_matches(output: Path, sim: EvoLinkSimulator, completed: list[An
 
 
 def _stored_task_ids(ti: Any) -> set[str]:
-    """EvoLink task ids the task state store still holds for this task instance."""
+    """EvoLink task ids the operator's state store still holds for this task instance: Airflow
+    3.3's task_state_store table, or the Variable older Airflows keep it in."""
     from airflow.utils.session import create_session
+    from airflow_compat import HAS_TASK_STATE_STORE
     from sqlalchemy import text
 
     with create_session() as session:
-        rows = session.execute(
-            text("SELECT value FROM task_state_store WHERE dag_id = :d AND run_id = :r AND task_id = :t"),
-            {"d": ti.dag_id, "r": ti.run_id, "t": ti.task_id},
-        ).fetchall()
+        if HAS_TASK_STATE_STORE:
+            rows = session.execute(
+                text("SELECT value FROM task_state_store WHERE dag_id = :d AND run_id = :r AND task_id = :t"),
+                {"d": ti.dag_id, "r": ti.run_id, "t": ti.task_id},
+            ).fetchall()
+            values = [value for (value,) in rows]
+        else:
+            from airflow.models.variable import Variable
+
+            from kling_provider.operators.state import _VariableTaskStateStore
+
+            key = _VariableTaskStateStore({"ti": ti, "run_id": ti.run_id}).key
+            values = [v.get_val() for v in session.query(Variable).filter(Variable.key == key)]
     found = set()
-    for (value,) in rows:
+    for value in values:
         try:
             parsed = json.loads(value) if isinstance(value, str) else value
         except ValueError:

@@ -71,3 +71,14 @@ def run_dag_test(dag_id: str, conf: dict[str, str], task_id: str = "generate") -
     run = dag.test(run_conf=conf)
     (ti,) = [t for t in run.get_task_instances() if t.task_id == task_id]
     return ti
+
+
+def dag_constants() -> Any:
+    """tests/dags/kling_reliability_dags.py as a module (its constants: FIFTY, PROBE_TIMEOUT...)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("kling_reliability_dags", DAG_FILE)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

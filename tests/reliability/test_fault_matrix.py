@@ -9,30 +9,24 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-
-from kling_provider.operators.base import _KlingOperatorBase
-from kling_provider.testing.media import make_png
 
 from .fault_matrix import (
     APPLICABLE,
     CELLS,
-    CLIENT_TIMEOUT,
     MAX_ATTEMPTS,
     PHASES,
     RETRIES,
     ROWS,
-    Attempt,
     Cell,
     MatrixEnv,
     NotApplicable,
-    register_base_url,
+    matrix_environment,
     run_cell,
     uncovered_fault_kinds,
 )
-from .support import CANARY_KEY, kling_default, load_dag, run_dag_test, simulator_server
+from .support import load_dag
 
 pytestmark = pytest.mark.usefixtures("airflow_db")
 
@@ -43,35 +37,8 @@ def _slug(cell: Cell) -> str:
 
 @pytest.fixture(scope="module")
 def matrix_env(airflow_db: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[MatrixEnv]:
-    workdir = tmp_path_factory.mktemp("fault-matrix")
-    image = workdir / "frame.png"
-    image.write_bytes(make_png(1280, 720))
-    attempts: list[Attempt] = []
-    execute, execute_complete = _KlingOperatorBase.execute, _KlingOperatorBase.execute_complete
-
-    def recorded(method: Any, name: str) -> Any:
-        def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
-            from airflow_compat import TaskDeferred
-
-            try:
-                value = method(self, *args, **kwargs)
-            except TaskDeferred:
-                attempts.append(Attempt(name, None))
-                raise
-            except BaseException as err:
-                attempts.append(Attempt(name, err))
-                raise
-            attempts.append(Attempt(name, None))
-            return value
-
-        return wrapper
-
-    with simulator_server() as server, kling_default(server.base_url, timeout=CLIENT_TIMEOUT):
-        register_base_url(server.sim, server.base_url)
-        with pytest.MonkeyPatch.context() as patch:
-            patch.setattr(_KlingOperatorBase, "execute", recorded(execute, "execute"))
-            patch.setattr(_KlingOperatorBase, "execute_complete", recorded(execute_complete, "execute_complete"))
-            yield MatrixEnv(server.sim, run_dag_test, workdir, image, attempts, CANARY_KEY)
+    with matrix_environment(tmp_path_factory.mktemp("fault-matrix")) as env:
+        yield env
 
 
 def test_the_matrix_covers_every_fault_kind_and_phase() -> None:
@@ -90,7 +57,6 @@ def test_the_dag_mirrors_the_matrix_settings() -> None:
     assert task.retries == RETRIES
 
 
-@pytest.mark.newer_airflow("3.3: each cell reads the task_state_store table")
 @pytest.mark.parametrize("cell", APPLICABLE, ids=_slug)
 def test_cell(cell: Cell, matrix_env: MatrixEnv) -> None:
     result = run_cell(cell, matrix_env)
