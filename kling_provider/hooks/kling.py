@@ -678,10 +678,13 @@ def _read_image(source: Any, conn_id: str | None, field: str) -> tuple[bytes, st
         raise KlingValidationError(f"{field}: file not found: {source}", param=field) from err
     except IsADirectoryError as err:
         raise KlingValidationError(f"{field}: is a directory, not an image file: {source}", param=field) from err
-    except (ValueError, ImportError) as err:
-        # An unknown URI scheme, a filesystem package that is not installed, a malformed URI:
-        # object storage says so with ValueError / ImportError.
-        raise KlingValidationError(f"{field}: cannot read {source}: {_short(err)}", param=field) from err
+    except Exception as err:  # every storage backend has its own exception tree
+        # An unknown URI scheme, a filesystem package that is not installed, a malformed URI, an
+        # unreachable bucket: whatever the backend raises, the image named by this field could
+        # not be read, and nothing has been sent or spent. (Airflow's retries still apply.)
+        raise KlingValidationError(
+            f"{field}: cannot read {source!s:.200}: {type(err).__name__}: {_short(err)}", param=field
+        ) from err
     name = os.path.splitext(path.name)[0] or "image"
     return data, name, int(size) if size is not None else len(data)
 
