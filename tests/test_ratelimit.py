@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import itertools
 
+import pytest
+
 from kling_provider.hooks.ratelimit import RateLimiter, limiter_for
 
 
@@ -52,3 +54,25 @@ def test_async_callers_share_the_budget() -> None:
 
     times = asyncio.run(main())
     assert times[-1] - times[0] >= 19 * 0.01 * 0.9
+
+
+def test_a_late_send_holds_back_the_request_a_minute_after_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Slots are handed out ahead; what really left when is what the server's window counts."""
+    from kling_provider.hooks import ratelimit
+
+    class Clock:
+        now = 1000.0
+
+        def monotonic(self) -> float:
+            return self.now
+
+    clock = Clock()
+    monkeypatch.setattr(ratelimit, "time", clock)
+    limiter = RateLimiter(requests_per_minute=3)
+    for at in (1000.0, 1025.0, 1050.0):  # three sends, the first of them late
+        clock.now = at
+        assert limiter.admit() == 0
+    clock.now = 1055.0  # its slot has come, but 3 requests left within the last minute
+    assert limiter.admit() == pytest.approx(1000.0 + 60 + ratelimit.WINDOW_GUARD - 1055.0)
+    clock.now = 1060.0 + ratelimit.WINDOW_GUARD
+    assert limiter.admit() == 0
