@@ -87,10 +87,10 @@ def timed_run(args: list[str]) -> tuple[float, str]:
     return time.perf_counter() - start, done.stdout
 
 
-def import_cost() -> float:
-    """Cumulative µs of the top-level ``kling_provider.operators.kling`` line, in ms."""
+def cumulative_import_ms(module: str, statement: str) -> float:
+    """The cumulative time ``python -X importtime`` reports for ``module`` while running ``statement``, in ms."""
     done = subprocess.run(
-        [sys.executable, "-X", "importtime", "-c", "import airflow.sdk; import kling_provider.operators.kling"],
+        [sys.executable, "-X", "importtime", "-c", statement],
         cwd=REPO,
         capture_output=True,
         text=True,
@@ -98,24 +98,19 @@ def import_cost() -> float:
     )
     for line in done.stderr.splitlines():
         parts = line.split("|")
-        if len(parts) == 3 and parts[2].rstrip() == " kling_provider.operators.kling":
+        if len(parts) == 3 and parts[2].rstrip() == f" {module}":
             return int(parts[1]) / 1000
-    raise RuntimeError("kling_provider.operators.kling not in the -X importtime output")
+    raise RuntimeError(f"{module} not in the -X importtime output")
+
+
+def import_cost() -> float:
+    """What importing the operators costs once ``airflow.sdk`` is loaded."""
+    module = "kling_provider.operators.kling"
+    return cumulative_import_ms(module, f"import airflow.sdk; import {module}")
 
 
 def sdk_import_cost() -> float:
-    done = subprocess.run(
-        [sys.executable, "-X", "importtime", "-c", "import airflow.sdk"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    for line in done.stderr.splitlines():
-        parts = line.split("|")
-        if len(parts) == 3 and parts[2].rstrip() == " airflow.sdk":
-            return int(parts[1]) / 1000
-    raise RuntimeError("airflow.sdk not in the -X importtime output")
+    return cumulative_import_ms("airflow.sdk", "import airflow.sdk")
 
 
 def main() -> None:

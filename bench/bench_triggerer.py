@@ -26,9 +26,9 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
@@ -45,6 +45,9 @@ from bench.common import (
     rss_bytes,
     write_result,
 )
+
+if TYPE_CHECKING:
+    from kling_provider.triggers.kling import KlingTaskTrigger
 
 TRIGGER_CLASSPATH = "kling_provider.triggers.kling.KlingTaskTrigger"
 
@@ -87,23 +90,50 @@ def submit_all(base_url: str, count: int) -> list[dict[str, Any]]:
     return out
 
 
+def make_trigger(task: dict[str, Any]) -> KlingTaskTrigger:
+    """The trigger the operator would defer to for ``task`` (an hour's deadline)."""
+    from kling_provider.triggers.kling import KlingTaskTrigger
+
+    return KlingTaskTrigger(
+        task["id"],
+        deadline=task["submitted_at"] + 3600,
+        started_at=task["submitted_at"],
+        estimated_time=task["estimated_time"],
+    )
+
+
+async def measured(wait: Callable[[], Awaitable[dict[str, Any]]]) -> dict[str, Any]:
+    """Await ``wait()`` inside the measuring window: CPU, wall, RSS, loop lag and the polls sent."""
+    sampler = LoopSampler()
+    sampler_task = asyncio.create_task(sampler.run())
+    await asyncio.sleep(0.2)
+    rss_before = rss_bytes()
+    cpu0, wall0 = time.process_time(), time.monotonic()
+    sent0 = len(_sent)
+    outcome = await wait()
+    cpu1, wall1 = time.process_time(), time.monotonic()
+    sampler.stop()
+    await sampler_task
+    return {
+        "cpu": cpu1 - cpu0,
+        "wall": wall1 - wall0,
+        "rss_before": rss_before,
+        "rss_peak": sampler.rss_peak,
+        "lags": sampler.lags,
+        "polls": list(_sent[sent0:]),
+        **outcome,
+    }
+
+
 async def run_triggers(tasks: list[dict[str, Any]]) -> dict[str, Any]:
     from airflow.executors import workloads
     from airflow.jobs.triggerer_job_runner import TriggerRunner
     from airflow.models.trigger import Trigger
 
-    from kling_provider.triggers.kling import KlingTaskTrigger
-
     runner = TriggerRunner()
     runner.job_id = 1
     for number, task in enumerate(tasks, start=1):
-        trigger = KlingTaskTrigger(
-            task["id"],
-            deadline=task["submitted_at"] + 3600,
-            started_at=task["submitted_at"],
-            estimated_time=task["estimated_time"],
-        )
-        classpath, kwargs = trigger.serialize()
+        classpath, kwargs = make_trigger(task).serialize()
         runner.to_create.append(
             workloads.RunTrigger(id=number, classpath=classpath, encrypted_kwargs=Trigger.encrypt_kwargs(kwargs))
         )
@@ -114,83 +144,42 @@ async def run_triggers(tasks: list[dict[str, Any]]) -> dict[str, Any]:
     from airflow._shared.observability.metrics import stats
 
     stats.incr("kling_bench.warmup")
-    sampler = LoopSampler()
-    sampler_task = asyncio.create_task(sampler.run())
-    await asyncio.sleep(0.2)
-    rss_before = rss_bytes()
-    cpu0, wall0 = time.process_time(), time.monotonic()
-    sent0 = len(_sent)
-    watchdog = asyncio.create_task(runner.block_watchdog())
-    events: dict[int, list[dict[str, Any]]] = {}
-    failures: list[Any] = []
-    finished: set[int] = set()
-    observed: dict[int, float] = {}
-    while len(finished) < len(tasks):
-        done = await runner.cleanup_finished_triggers()
-        finished.update(done)
-        changes = runner.process_trigger_events(done)
-        now = time.monotonic()
-        for entry in changes.events or []:
-            events.setdefault(entry.trigger_id, []).append(entry.event.payload)
-            observed.setdefault(entry.trigger_id, now)
-        failures.extend(changes.failures or [])
-        await runner.create_triggers()
-        await asyncio.sleep(1)  # what TriggerRunner.arun waits between rounds
-    cpu1, wall1 = time.process_time(), time.monotonic()
-    runner.stop = True
-    sampler.stop()
-    await asyncio.gather(watchdog, sampler_task)
-    return {
-        "cpu": cpu1 - cpu0,
-        "wall": wall1 - wall0,
-        "rss_before": rss_before,
-        "rss_peak": sampler.rss_peak,
-        "lags": sampler.lags,
-        "polls": [(t, p) for t, p in _sent[sent0:]],
-        "events": {str(k): v for k, v in events.items()},
-        "failures": [str(f) for f in failures],
-    }
+
+    async def drive() -> dict[str, Any]:
+        watchdog = asyncio.create_task(runner.block_watchdog())
+        events: dict[int, list[dict[str, Any]]] = {}
+        failures: list[Any] = []
+        finished: set[int] = set()
+        while len(finished) < len(tasks):
+            done = await runner.cleanup_finished_triggers()
+            finished.update(done)
+            changes = runner.process_trigger_events(done)
+            for entry in changes.events or []:
+                events.setdefault(entry.trigger_id, []).append(entry.event.payload)
+            failures.extend(changes.failures or [])
+            await runner.create_triggers()
+            await asyncio.sleep(1)  # what TriggerRunner.arun waits between rounds
+        runner.stop = True
+        await watchdog
+        return {"events": {str(k): v for k, v in events.items()}, "failures": [str(f) for f in failures]}
+
+    return await measured(drive)
 
 
 async def run_coroutines(tasks: list[dict[str, Any]]) -> dict[str, Any]:
     """The same triggers' ``run()`` awaited directly (no TriggerRunner): the provider's own cost."""
-    from kling_provider.triggers.kling import KlingTaskTrigger
-
-    triggers = [
-        KlingTaskTrigger(
-            task["id"],
-            deadline=task["submitted_at"] + 3600,
-            started_at=task["submitted_at"],
-            estimated_time=task["estimated_time"],
-        )
-        for task in tasks
-    ]
+    triggers = [make_trigger(task) for task in tasks]
     events: dict[int, list[dict[str, Any]]] = {}
 
     async def one(number: int, trigger: KlingTaskTrigger) -> None:
         async for event in trigger.run():
             events.setdefault(number, []).append(event.payload)
 
-    sampler = LoopSampler()
-    sampler_task = asyncio.create_task(sampler.run())
-    await asyncio.sleep(0.2)
-    rss_before = rss_bytes()
-    cpu0, wall0 = time.process_time(), time.monotonic()
-    sent0 = len(_sent)
-    await asyncio.gather(*(one(n, t) for n, t in enumerate(triggers, start=1)))
-    cpu1, wall1 = time.process_time(), time.monotonic()
-    sampler.stop()
-    await sampler_task
-    return {
-        "cpu": cpu1 - cpu0,
-        "wall": wall1 - wall0,
-        "rss_before": rss_before,
-        "rss_peak": sampler.rss_peak,
-        "lags": sampler.lags,
-        "polls": [(t, p) for t, p in _sent[sent0:]],
-        "events": {str(k): v for k, v in events.items()},
-        "failures": [],
-    }
+    async def wait_all() -> dict[str, Any]:
+        await asyncio.gather(*(one(n, t) for n, t in enumerate(triggers, start=1)))
+        return {"events": {str(k): v for k, v in events.items()}, "failures": []}
+
+    return await measured(wait_all)
 
 
 async def replay(
@@ -220,28 +209,15 @@ async def replay(
             if response.json()["status"] == "completed":
                 completions[task["id"]] += 1
 
-    sampler = LoopSampler()
-    sampler_task = asyncio.create_task(sampler.run())
-    await asyncio.sleep(0.2)
-    rss_before = rss_bytes()
-    cpu0, wall0 = time.process_time(), time.monotonic()
-    sent0 = len(_sent)
-    await asyncio.gather(*(poll(t, s) for t, s in zip(tasks, schedule, strict=True)))
-    cpu1, wall1 = time.process_time(), time.monotonic()
-    sampler.stop()
-    await sampler_task
-    if shared is not None:
-        await shared.aclose()
-    return {
-        "cpu": cpu1 - cpu0,
-        "wall": wall1 - wall0,
-        "rss_before": rss_before,
-        "rss_peak": sampler.rss_peak,
-        "lags": sampler.lags,
-        "polls": [(t, p) for t, p in _sent[sent0:]],
-        "completions": dict(completions),
-        "errors": len(errors),
-    }
+    async def replay_all() -> dict[str, Any]:
+        await asyncio.gather(*(poll(t, s) for t, s in zip(tasks, schedule, strict=True)))
+        return {"completions": dict(completions), "errors": len(errors)}
+
+    try:
+        return await measured(replay_all)
+    finally:
+        if shared is not None:
+            await shared.aclose()
 
 
 def profiled(mode: str, run: Callable[[], dict[str, Any]]) -> dict[str, Any]:
