@@ -28,6 +28,10 @@ HOOK = "https://hooks.example.com/kling"
 
 T2V: dict[str, Any] = {"prompt": "A cat running on grass"}
 I2V: dict[str, Any] = {"image_start": IMG}
+TURBO_T: dict[str, Any] = {"model": "kling-v3-turbo-text-to-video", "prompt": "A cat running on grass"}
+O3_T: dict[str, Any] = {"model": "kling-o3-text-to-video", "prompt": "A cat running on grass"}
+TURBO_I: dict[str, Any] = {"model": "kling-v3-turbo-image-to-video", "image_start": IMG}
+O3_I: dict[str, Any] = {"model": "kling-o3-image-to-video", "prompt": "Make it move"}
 CE: dict[str, Any] = {
     "element_name": "Hero",
     "element_description": "A young man in a white T-shirt",
@@ -129,7 +133,14 @@ VIOLATIONS: list[tuple[type[KlingRequest], dict[str, Any], str, str]] = [
     (TextToVideoRequest, {**T2V, "watermark": "yes"}, "watermark", "True or False"),
     (TextToVideoRequest, {**T2V, "aspect_ratio": "4:3"}, "aspect_ratio", "must be one of '16:9', '9:16', '1:1'"),
     (ImageToVideoRequest, {**I2V, "aspect_ratio": "16:9"}, "aspect_ratio", "not accepted by kling-v3-image-to-video"),
-    (TextToVideoRequest, {**T2V, "model": "kling-v3-turbo-text-to-video"}, "model", "must be one of"),
+    (TextToVideoRequest, {**T2V, "model": "kling-v3-text"}, "model", "must be one of"),
+    (
+        TextToVideoRequest,
+        {**T2V, "model": "kling-o3-image-to-video"},
+        "model",
+        "(got 'kling-o3-image-to-video': an image-to-video model, for KlingImageToVideoOperator",
+    ),
+    (ImageToVideoRequest, {**I2V, "model": "kling-v3-turbo-text-to-video"}, "model", "a text-to-video model"),
     (ImageToVideoRequest, {**I2V, "model": "kling-v3-text-to-video"}, "model", "must be one of"),
     (CustomElementRequest, {**CE, "model": "kling-o3-text-to-video"}, "model", "must be one of"),
     # unknown arguments
@@ -167,14 +178,19 @@ VIOLATIONS: list[tuple[type[KlingRequest], dict[str, Any], str, str]] = [
         "does not exist (elements 1 to 2 are given)",
     ),
     # elements
-    (ImageToVideoRequest, {**I2V, "elements": ["1", "2", "3", "4"]}, "elements", "at most 3 elements (got 4)"),
+    (
+        ImageToVideoRequest,
+        {**I2V, "elements": ["1", "2", "3", "4"]},
+        "elements",
+        "at most 3 elements for kling-v3-image-to-video (got 4)",
+    ),
     (ImageToVideoRequest, {**I2V, "elements": ["7", "7"]}, "elements[1]", "duplicates elements[0]"),
     (ImageToVideoRequest, {**I2V, "elements": [""]}, "elements[0]", "element id"),
     (ImageToVideoRequest, {**I2V, "elements": ["1", True]}, "elements[1]", "element id"),
     (ImageToVideoRequest, {**I2V, "elements": ["a b"]}, "elements[0]", "no spaces"),
     (ImageToVideoRequest, {**I2V, "elements": [-1]}, "elements[0]", "element id"),
     (ImageToVideoRequest, {**I2V, "elements": "123"}, "elements", "must be a list"),
-    (TextToVideoRequest, {**T2V, "elements": ["1"]}, "elements", "unknown field"),
+    (TextToVideoRequest, {**T2V, "elements": ["1"]}, "elements", "kling-v3-text-to-video takes no elements"),
     # images
     (ImageToVideoRequest, {}, "image_start", "is required"),
     (ImageToVideoRequest, {"image_end": IMG2}, "image_start", "is required"),
@@ -183,6 +199,104 @@ VIOLATIONS: list[tuple[type[KlingRequest], dict[str, Any], str, str]] = [
     (ImageToVideoRequest, {"image_start": "ftp://example.com/a.png"}, "image_start", "http(s) URL"),
     (ImageToVideoRequest, {**I2V, "image_end": "file:///tmp/end.png"}, "image_end", "http(s) URL"),
     (ImageToVideoRequest, {"image_start": "https://example.com/a b.png"}, "image_start", "spaces"),
+    # per model: kling-v3-turbo-text-to-video
+    (TextToVideoRequest, {**TURBO_T, "quality": "4k"}, "quality", "must be one of '720p', '1080p' for kling-v3-turbo"),
+    (TextToVideoRequest, {**TURBO_T, "sound": True}, "sound", "kling-v3-turbo-text-to-video makes silent videos"),
+    (TextToVideoRequest, {**TURBO_T, "negative_prompt": "x"}, "negative_prompt", "not accepted by kling-v3-turbo"),
+    (TextToVideoRequest, {**TURBO_T, "watermark": False}, "watermark", "not accepted by kling-v3-turbo"),
+    (
+        TextToVideoRequest,
+        {**TURBO_T, "multi_shot": True, "shot_type": "intelligence"},
+        "shot_type",
+        "must be 'customize' for kling-v3-turbo-text-to-video",
+    ),
+    (
+        TextToVideoRequest,
+        {"model": TURBO_T["model"], **customize(("a; b", 2), ("c", 3))},
+        "shots[0].prompt",
+        "must not contain ';'",
+    ),
+    (
+        TextToVideoRequest,
+        {"model": TURBO_T["model"], **customize(*[("s" * 500, 1)] * 5)},
+        "shots",
+        "at most 2500",
+    ),
+    (TextToVideoRequest, {**TURBO_T, "prompt": "镜头 1, 3, walk; 镜头 2, 3, zoom;"}, "prompt", "add up to duration=5"),
+    (TextToVideoRequest, {**TURBO_T, "prompt": "镜头 1, 3, walk; 镜头 3, 2, zoom;"}, "prompt", "must be numbered 2"),
+    (TextToVideoRequest, {**TURBO_T, "prompt": "镜头 1, 0, walk; 镜头 2, 5, zoom;"}, "prompt", "from 1 to 5 s"),
+    (
+        TextToVideoRequest,
+        {**TURBO_T, "duration": 7, "prompt": " ".join(f"镜头 {i}, 1, s;" for i in range(1, 8))},
+        "prompt",
+        "at most 6",
+    ),
+    (TextToVideoRequest, {**TURBO_T, "prompt": f"镜头 1, 5, {'w' * 513};"}, "prompt", "at most 512 characters"),
+    (TextToVideoRequest, {**TURBO_T, "elements": ["1"]}, "elements", "takes no elements"),
+    # per model: kling-o3-text-to-video
+    (TextToVideoRequest, {**O3_T, "negative_prompt": "x"}, "negative_prompt", "not accepted by kling-o3-text-to-video"),
+    (
+        TextToVideoRequest,
+        {**O3_T, "multi_shot": True, "shot_type": "intelligence"},
+        "shot_type",
+        "must be 'customize' for kling-o3",
+    ),
+    (TextToVideoRequest, {**O3_T, "elements": [str(i) for i in range(8)]}, "elements", "at most 7 elements (got 8)"),
+    (
+        TextToVideoRequest,
+        {**O3_T, "elements": ["1", "2"], "prompt": "<<<element_3>>> walks"},
+        "prompt",
+        "does not exist (elements 1 to 2 are given)",
+    ),
+    # per model: kling-v3-turbo-image-to-video
+    (ImageToVideoRequest, {**TURBO_I, "quality": "4k"}, "quality", "'720p', '1080p' for kling-v3-turbo-image"),
+    (ImageToVideoRequest, {**TURBO_I, "sound": True}, "sound", "silent"),
+    (ImageToVideoRequest, {**TURBO_I, "image_end": IMG2}, "image_end", "not accepted by kling-v3-turbo-image-to-video"),
+    (ImageToVideoRequest, {**TURBO_I, "elements": ["1"]}, "elements", "takes no elements"),
+    (ImageToVideoRequest, {**TURBO_I, **customize(("a", 5))}, "multi_shot", "has no multi-shot mode"),
+    (ImageToVideoRequest, {**TURBO_I, "negative_prompt": "x"}, "negative_prompt", "not accepted"),
+    (ImageToVideoRequest, {**TURBO_I, "watermark": True}, "watermark", "not accepted"),
+    (ImageToVideoRequest, {**TURBO_I, "aspect_ratio": "9:16"}, "aspect_ratio", "not accepted by kling-v3-turbo"),
+    (ImageToVideoRequest, without(TURBO_I, "image_start"), "image_start", "is required"),
+    (ImageToVideoRequest, {**I2V, "image_urls": [IMG2]}, "image_urls", "not accepted by kling-v3-image-to-video"),
+    # per model: kling-o3-image-to-video
+    (ImageToVideoRequest, {**O3_I, "image_start": IMG, "prompt": None}, "prompt", "required"),
+    (ImageToVideoRequest, {"model": O3_I["model"], "prompt": "move"}, "image_start", "unless image_urls"),
+    (ImageToVideoRequest, {**O3_I, "image_end": IMG2, "image_urls": [IMG]}, "image_end", "needs image_start"),
+    (
+        ImageToVideoRequest,
+        {**O3_I, "image_start": IMG, "image_end": IMG2, "image_urls": [IMG]},
+        "image_end",
+        "no last frame when there are more than 2 images in all (got 3",
+    ),
+    (
+        ImageToVideoRequest,
+        {**O3_I, "image_start": IMG, "elements": ["1", "2", "3", "4"]},
+        "elements",
+        "at most 3 elements with image_start",
+    ),
+    (
+        ImageToVideoRequest,
+        {**O3_I, "image_urls": [IMG, IMG2, IMG], "elements": ["1", "2", "3", "4", "5"]},
+        "image_urls",
+        "at most 7 on kling-o3-image-to-video (got 3 images and 5 elements)",
+    ),
+    (ImageToVideoRequest, {**O3_I, "image_urls": [IMG], "prompt": "<<<image_2>>> x"}, "prompt", "image that does not"),
+    (
+        ImageToVideoRequest,
+        {**O3_I, "image_urls": [IMG], **customize(("<<<image_0>>> x", 5))},
+        "shots[0].prompt",
+        "image that does not exist",
+    ),
+    (ImageToVideoRequest, {**O3_I, "image_urls": [IMG, "/tmp/a.png"]}, "image_urls[1]", "http(s) URL"),
+    (ImageToVideoRequest, {**O3_I, "image_urls": IMG}, "image_urls", "must be a list"),
+    (ImageToVideoRequest, {**O3_I, "image_start": IMG, "negative_prompt": "x"}, "negative_prompt", "not accepted"),
+    (
+        ImageToVideoRequest,
+        {**O3_I, "image_start": IMG, "multi_shot": True, "shot_type": "intelligence"},
+        "shot_type",
+        "must be 'customize'",
+    ),
     # custom element
     (CustomElementRequest, {**CE, "element_name": "x" * 21}, "element_name", "at most 20 characters (got 21)"),
     (CustomElementRequest, {**CE, "element_name": ""}, "element_name", "must not be empty"),
@@ -466,11 +580,15 @@ def test_accepted_edge_values() -> None:
 def test_request_models_registry() -> None:
     assert dict(REQUEST_MODELS) == {
         "kling-v3-text-to-video": TextToVideoRequest,
+        "kling-v3-turbo-text-to-video": TextToVideoRequest,
+        "kling-o3-text-to-video": TextToVideoRequest,
         "kling-v3-image-to-video": ImageToVideoRequest,
+        "kling-v3-turbo-image-to-video": ImageToVideoRequest,
+        "kling-o3-image-to-video": ImageToVideoRequest,
         "kling-custom-element": CustomElementRequest,
     }
-    for name, cls in REQUEST_MODELS.items():
-        assert cls.model_fields["model"].default == name
+    for cls in set(REQUEST_MODELS.values()):
+        assert REQUEST_MODELS[cls.model_fields["model"].default] is cls
 
 
 def test_str_subclasses_cannot_sneak_past_enums() -> None:
@@ -484,3 +602,59 @@ def test_str_subclasses_cannot_sneak_past_enums() -> None:
         TextToVideoRequest.build(prompt="x", quality=Liar("8k"))
     request = TextToVideoRequest.build(prompt=Liar("x"), quality=Liar("1080p"))
     assert type(request.prompt) is str and type(request.quality) is str
+
+
+# -- the other Kling models on the endpoint ----------------------------------------------------
+
+
+def test_turbo_text_to_video_body_has_no_sound_and_writes_shots_into_the_prompt() -> None:
+    request = TextToVideoRequest.build(
+        model="kling-v3-turbo-text-to-video",
+        quality="1080p",
+        aspect_ratio="9:16",
+        **customize(("walk", 3), ("zoom", 2)),
+    )
+    assert request.to_body() == {
+        "model": "kling-v3-turbo-text-to-video",
+        "prompt": "镜头 1, 3, walk; 镜头 2, 2, zoom;",
+        "aspect_ratio": "9:16",
+        "duration": 5,
+        "quality": "1080p",
+    }
+    # The body reads back as the prompt it is, and the shot syntax in it is checked.
+    assert TextToVideoRequest.from_body(request.to_body()).to_body() == request.to_body()
+
+
+def test_turbo_prompt_without_the_shot_syntax_is_just_a_prompt() -> None:
+    body = TextToVideoRequest.build(model="kling-v3-turbo-text-to-video", prompt="镜头缓缓推进, 3 秒; 雨夜").to_body()
+    assert body["prompt"] == "镜头缓缓推进, 3 秒; 雨夜"
+    assert TextToVideoRequest.build(model="kling-v3-turbo-text-to-video", prompt="镜头 1, 5, all of it;")
+
+
+def test_o3_text_to_video_takes_up_to_seven_elements() -> None:
+    body = TextToVideoRequest.build(
+        model="kling-o3-text-to-video", prompt="<<<element_7>>> on the beach", elements=[str(i) for i in range(7)]
+    ).to_body()
+    assert body["model_params"] == {"element_list": [{"element_id": str(i)} for i in range(7)]}
+    assert body["sound"] == "off"
+
+
+def test_o3_image_to_video_reference_images_and_customize_prompt() -> None:
+    request = ImageToVideoRequest.build(
+        model="kling-o3-image-to-video",
+        image_start=IMG,
+        image_urls=[IMG2],
+        aspect_ratio="16:9",
+        **customize(("<<<image_1>>> sits", 5), ("<<<image_2>>> street", 5), duration=10),
+    )
+    body = request.to_body()
+    assert body["prompt"] == ""  # its schema requires the key; multi-shot ignores it
+    assert body["image_urls"] == [IMG2] and body["aspect_ratio"] == "16:9"
+    assert body["model_params"]["shot_type"] == "customize"
+    only_references = ImageToVideoRequest.build(model="kling-o3-image-to-video", prompt="x", image_urls=[IMG])
+    assert "image_start" not in only_references.to_body()
+
+
+def test_the_error_title_names_the_model_asked_for() -> None:
+    with pytest.raises(KlingValidationError, match=r"^Invalid kling-o3-text-to-video request"):
+        TextToVideoRequest.build(model="kling-o3-text-to-video", prompt="x", negative_prompt="y")

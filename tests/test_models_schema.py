@@ -16,7 +16,7 @@ from __future__ import annotations
 import itertools
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -30,8 +30,10 @@ from jsonschema import Draft202012Validator, FormatChecker
 from kling_provider.exceptions import KlingValidationError
 from kling_provider.models import (
     ASPECT_RATIOS,
+    IMAGE_TO_VIDEO_MODEL_NAMES,
     QUALITIES,
     REQUEST_MODELS,
+    TEXT_TO_VIDEO_MODEL_NAMES,
     CustomElementRequest,
     ImageToVideoRequest,
     KlingRequest,
@@ -51,6 +53,7 @@ IMG2 = "https://files-api.evolink.ai/files/b.jpg"
 VID = "https://files-api.evolink.ai/files/c.mp4"
 HOOK = "https://hooks.example.com/kling?run=1"
 PLACEHOLDER = re.compile(r"<<<element_([0-9]+)>>>")
+IMAGE_PLACEHOLDER = re.compile(r"<<<image_([0-9]+)>>>")
 
 _formats = FormatChecker()
 
@@ -124,8 +127,30 @@ def prose_rules(body: dict[str, Any]) -> list[str]:
             problems.append("shot indexes are not 1..n")
         if any(not s["duration"].isdigit() or int(s["duration"]) < 1 for s in shots):
             problems.append("shot duration is not a positive integer string")
-    if body["model"] == "kling-v3-text-to-video" and not body.get("prompt") and params.get("shot_type") != "customize":
+    model = body["model"]
+    if "text-to-video" in model and not body.get("prompt") and params.get("shot_type") != "customize":
         problems.append("text-to-video without a prompt")
+    if model == "kling-o3-image-to-video" and not body.get("prompt") and not params.get("multi_shot"):
+        problems.append("o3 image-to-video without a prompt outside multi-shot")
+    if shots is not None and any(len(s["prompt"]) > 512 for s in shots):
+        problems.append("a shot prompt over 512 characters")
+    if shots is not None and len(shots) > 6:
+        problems.append("more than 6 shots")
+    if model == "kling-v3-turbo-text-to-video":
+        problems += turbo_prompt_shots(body.get("prompt", ""), body.get("duration", 5))
+    if model == "kling-o3-image-to-video":
+        images = ("image_start" in body) + ("image_end" in body) + len(body.get("image_urls", []))
+        elements_given = len(params.get("element_list", []))
+        if "image_end" in body and images > 2:
+            problems.append("last frame with more than 2 images")
+        if "image_start" in body and elements_given > 3:
+            problems.append("more than 3 elements with a first frame")
+        if images + elements_given > 7:
+            problems.append("more than 7 images and elements")
+        for text in [body.get("prompt", "")] + [s["prompt"] for s in shots or []]:
+            for match in IMAGE_PLACEHOLDER.finditer(text):
+                if not (len(match.group(1)) < 4 and 1 <= int(match.group(1)) <= images):
+                    problems.append(f"{match.group(0)} out of range")
     if "image_end" in body and "image_start" not in body:
         problems.append("image_end without image_start")
     elements = len(params.get("element_list", []))
@@ -142,6 +167,21 @@ def prose_rules(body: dict[str, Any]) -> list[str]:
             problems.append("video_refer without element_video_list")
         if "element_voice_id" in mp and mp["reference_type"] != "video_refer":
             problems.append("element_voice_id without video_refer")
+    return problems
+
+
+def turbo_prompt_shots(prompt: str, duration: int) -> list[str]:
+    """turbo text-to-video's ``镜头 n, m, words;``: n counts 1..6, the m add up, words <= 512."""
+    shots = re.findall(r"镜头 ([0-9]+), ([0-9]+), ([^;]*);", prompt)
+    if not shots:
+        return []
+    problems = []
+    if [int(n) for n, _, _ in shots] != list(range(1, len(shots) + 1)) or len(shots) > 6:
+        problems.append("turbo prompt shots are not numbered 1..n (n <= 6)")
+    if sum(int(m) for _, m, _ in shots) != duration:
+        problems.append("turbo prompt shot durations do not add up")
+    if any(len(words.strip()) > 512 for _, _, words in shots):
+        problems.append("turbo prompt shot over 512 characters")
     return problems
 
 
@@ -199,12 +239,13 @@ def test_every_model_has_examples() -> None:
 def test_vendor_examples_parse_and_round_trip(model: str, name: str, example: dict[str, Any]) -> None:
     request = REQUEST_MODELS[model].from_body(example)
     body = request.to_body()
-    # to_body() adds what the examples leave to defaults: sound is always pinned (it is priced),
-    # and customize text-to-video sends the "prompt" the schema requires (the example omits it).
+    # to_body() adds what the examples leave to defaults: sound is always pinned where the model
+    # has it (it is priced), and customize sends the "prompt" a schema requires (examples omit it).
     expected = dict(example)
-    if model != "kling-custom-element":
+    schema = _resolve({"$ref": BODY_POINTER}, document(model))
+    if "sound" in schema["properties"]:
         expected.setdefault("sound", "off")
-    if model == "kling-v3-text-to-video":
+    if "prompt" in schema.get("required", []):
         expected.setdefault("prompt", "")
     assert body == expected
     assert_vendor_valid(request)
@@ -286,19 +327,102 @@ def _custom_element_space() -> Iterator[dict[str, Any]]:
         yield kwargs
 
 
-SPACES = {
-    TextToVideoRequest: _text_to_video_space,
-    ImageToVideoRequest: _image_to_video_space,
-    CustomElementRequest: _custom_element_space,
+def _turbo_text_to_video_space() -> Iterator[dict[str, Any]]:
+    for duration, quality, aspect, callback in itertools.product(
+        (3, 7, 15), ("720p", "1080p"), (None, *ASPECT_RATIOS), (None, HOOK)
+    ):
+        modes = [m for m in _multi_shot_modes(duration) if m.get("shot_type") != "intelligence"]
+        for mode in modes:
+            kwargs: dict[str, Any] = {"duration": duration, "quality": quality, **mode}
+            if not mode:
+                kwargs["prompt"] = "A lighthouse in a storm"
+            optional = {"aspect_ratio": aspect, "callback_url": callback}
+            yield {**kwargs, **{k: v for k, v in optional.items() if v is not None}}
+    # the shot syntax written by hand
+    yield {"prompt": "镜头 1, 3, the girl walks toward the window; 镜头 2, 2, the camera zooms in;", "duration": 5}
+
+
+def _o3_text_to_video_space() -> Iterator[dict[str, Any]]:
+    for duration, quality, sound, aspect, watermark, elements in itertools.product(
+        (3, 15), QUALITIES, (False, True), (None, *ASPECT_RATIOS), (None, True), (0, 1, 7)
+    ):
+        placeholder = f"<<<element_{elements}>>>" if elements else ""
+        for mode in _multi_shot_modes(duration, placeholder):
+            if mode.get("shot_type") == "intelligence":
+                continue
+            kwargs: dict[str, Any] = {"duration": duration, "quality": quality, "sound": sound, **mode}
+            if not mode:
+                kwargs["prompt"] = f"{placeholder} on a beach at sunset".strip()
+            if elements:
+                kwargs["elements"] = [str(500 + i) for i in range(elements)]
+            optional = {"aspect_ratio": aspect, "watermark": watermark}
+            yield {**kwargs, **{k: v for k, v in optional.items() if v is not None}}
+
+
+def _turbo_image_to_video_space() -> Iterator[dict[str, Any]]:
+    for duration, quality, callback, with_prompt in itertools.product(
+        range(3, 16), ("720p", "1080p"), (None, HOOK), (False, True)
+    ):
+        kwargs: dict[str, Any] = {"image_start": IMG, "duration": duration, "quality": quality}
+        if with_prompt:
+            kwargs["prompt"] = "A gentle breeze"
+        if callback:
+            kwargs["callback_url"] = callback
+        yield kwargs
+
+
+def _o3_image_to_video_space() -> Iterator[dict[str, Any]]:
+    images: list[dict[str, Any]] = [
+        {"image_start": IMG},
+        {"image_start": IMG, "image_end": IMG2},
+        {"image_start": IMG, "image_urls": [IMG2]},
+        {"image_urls": [IMG2]},
+        {"image_urls": [IMG, IMG2, IMG]},
+    ]
+    for material, duration, quality, sound, aspect, watermark, elements in itertools.product(
+        images, (3, 15), QUALITIES, (False, True), (None, "9:16"), (None, True), (0, 1, 3)
+    ):
+        count = sum(1 for k in ("image_start", "image_end") if k in material) + len(material.get("image_urls", []))
+        placeholder = " ".join(
+            p for p in (f"<<<element_{elements}>>>" if elements else "", f"<<<image_{count}>>>") if p
+        )
+        for mode in _multi_shot_modes(duration, placeholder):
+            if mode.get("shot_type") == "intelligence":
+                continue
+            kwargs: dict[str, Any] = {**material, "duration": duration, "quality": quality, "sound": sound, **mode}
+            if not mode:
+                kwargs["prompt"] = f"{placeholder} dancing".strip()
+            if elements:
+                kwargs["elements"] = [str(700 + i) for i in range(elements)]
+            optional = {"aspect_ratio": aspect, "watermark": watermark}
+            yield {**kwargs, **{k: v for k, v in optional.items() if v is not None}}
+
+
+# model -> (request class, space, how many distinct bodies it must give at least)
+SPACES: dict[str, tuple[type[KlingRequest], Callable[[], Iterator[dict[str, Any]]], int]] = {
+    "kling-v3-text-to-video": (TextToVideoRequest, _text_to_video_space, 500),
+    "kling-v3-turbo-text-to-video": (TextToVideoRequest, _turbo_text_to_video_space, 150),
+    "kling-o3-text-to-video": (TextToVideoRequest, _o3_text_to_video_space, 500),
+    "kling-v3-image-to-video": (ImageToVideoRequest, _image_to_video_space, 500),
+    "kling-v3-turbo-image-to-video": (ImageToVideoRequest, _turbo_image_to_video_space, 100),
+    "kling-o3-image-to-video": (ImageToVideoRequest, _o3_image_to_video_space, 500),
+    "kling-custom-element": (CustomElementRequest, _custom_element_space, 8),
 }
 
 
-@pytest.mark.parametrize("model", list(SPACES), ids=lambda m: m.__name__)
-def test_every_combination_builds_a_valid_body(model: type[KlingRequest]) -> None:
+def test_every_model_has_a_space() -> None:
+    assert set(SPACES) == set(REQUEST_MODELS)
+
+
+@pytest.mark.parametrize("model", list(SPACES))
+def test_every_combination_builds_a_valid_body(model: str) -> None:
+    cls, space, minimum = SPACES[model]
     bodies = set()
-    for kwargs in SPACES[model]():
-        bodies.add(json.dumps(assert_vendor_valid(model.build(**kwargs)), sort_keys=True))
-    assert len(bodies) >= (8 if model is CustomElementRequest else 500)  # the space really was explored
+    for kwargs in space():
+        request = cls.build(**kwargs, model=model)
+        assert request.model == model
+        bodies.add(json.dumps(assert_vendor_valid(request), sort_keys=True))
+    assert len(bodies) >= minimum  # the space really was explored
 
 
 # -- hypothesis: valid arguments ---------------------------------------------------------------
@@ -320,20 +444,73 @@ def with_placeholders(draw: st.DrawFn, elements: int, max_chars: int) -> str:
     return text[:max_chars] if text[:max_chars].strip() else "x"
 
 
+# What each video model's document offers, written here from the documents (not taken from
+# kling_provider.models.families, which this test checks).
+OFFERS: dict[str, dict[str, Any]] = {
+    "kling-v3-text-to-video": {"shots": ("customize", "intelligence"), "elements": 0, "aspect": True},
+    "kling-v3-turbo-text-to-video": {
+        "qualities": ("720p", "1080p"),
+        "sound": False,
+        "negative": False,
+        "watermark": False,
+        "shots": ("customize",),
+        "elements": 0,
+        "aspect": True,
+    },
+    "kling-o3-text-to-video": {"negative": False, "shots": ("customize",), "elements": 7, "aspect": True},
+    "kling-v3-image-to-video": {"shots": ("customize", "intelligence"), "elements": 3, "image_end": True},
+    "kling-v3-turbo-image-to-video": {
+        "qualities": ("720p", "1080p"),
+        "sound": False,
+        "negative": False,
+        "watermark": False,
+        "shots": (),
+        "elements": 0,
+    },
+    "kling-o3-image-to-video": {
+        "negative": False,
+        "shots": ("customize",),
+        "elements": 3,
+        "image_end": True,
+        "image_urls": True,
+        "aspect": True,
+        "prompt": True,
+    },
+}
+
+
+def _no_shot_syntax(text: str) -> str:
+    cleaned = text.replace(";", ",").replace("\uff1b", ",").replace("镜头", "shot")
+    return cleaned if cleaned.strip() else "x"
+
+
 @st.composite
-def video_kwargs(draw: st.DrawFn, image: bool) -> dict[str, Any]:
+def video_kwargs(draw: st.DrawFn, model: str) -> dict[str, Any]:
+    offers = OFFERS[model]
+    image = "image-to-video" in model
     duration = draw(st.integers(3, 15))
-    kwargs: dict[str, Any] = {"quality": draw(st.sampled_from(QUALITIES))}
+    kwargs: dict[str, Any] = {"quality": draw(st.sampled_from(offers.get("qualities", QUALITIES)))}
+    if model not in ("kling-v3-text-to-video", "kling-v3-image-to-video") or draw(st.booleans()):
+        kwargs["model"] = model
     if draw(st.booleans()):
         kwargs["duration"] = duration
     else:
         duration = 5
     elements = 0
+    images = 0
     if image:
-        kwargs["image_start"] = draw(media_urls)
-        if draw(st.booleans()):
+        if offers.get("image_urls") and draw(st.booleans()):
+            kwargs["image_urls"] = draw(st.lists(media_urls, min_size=1, max_size=3))
+            images = len(kwargs["image_urls"])
+        if not offers.get("image_urls") or not images or draw(st.booleans()):
+            kwargs["image_start"] = draw(media_urls)
+            images += 1
+        if offers.get("image_end") and "image_start" in kwargs and images < 2 and draw(st.booleans()):
             kwargs["image_end"] = draw(media_urls)
-        elements = draw(st.integers(0, 3))
+            images += 1
+    most = min(offers["elements"], 7 - images)
+    if most > 0:
+        elements = draw(st.integers(0, most))
         if elements:
             ids = draw(
                 st.lists(
@@ -344,25 +521,31 @@ def video_kwargs(draw: st.DrawFn, image: bool) -> dict[str, Any]:
                 )
             )
             kwargs["elements"] = ids
-    mode = draw(st.sampled_from(["single", "intelligence", "customize"]))
+    mode = draw(st.sampled_from(["single", *offers["shots"]]))
     if mode == "customize":
         count = draw(st.integers(1, min(6, duration)))
         cuts = sorted(draw(st.lists(st.integers(1, duration - 1), min_size=count - 1, max_size=count - 1, unique=True)))
         lengths = [b - a for a, b in zip([0, *cuts], [*cuts, duration], strict=True)]
-        shots = [(draw(with_placeholders(elements, 512)), length) for length in lengths]
+        turbo = model == "kling-v3-turbo-text-to-video"  # its shots go into the 2500-character prompt
+        shots = [(draw(with_placeholders(elements, 60 if turbo else 512)), length) for length in lengths]
+        if turbo:  # where ";" (ASCII or full-width) ends a shot and "镜头" starts one
+            shots = [(_no_shot_syntax(text), n) for text, n in shots]
         kwargs.update(multi_shot=True, shot_type="customize", shots=shots)
     else:
         if mode == "intelligence":
             kwargs.update(multi_shot=True, shot_type="intelligence")
-        if not image or draw(st.booleans()):
-            kwargs["prompt"] = draw(with_placeholders(elements, 2500))
-    for key, strategy in {
-        "sound": st.booleans(),
-        "watermark": st.booleans(),
-        "callback_url": public_callbacks,
-        "negative_prompt": with_placeholders(elements, 2500),
-        **({} if image else {"aspect_ratio": st.sampled_from(ASPECT_RATIOS)}),
-    }.items():
+        if not image or offers.get("prompt") or draw(st.booleans()):
+            kwargs["prompt"] = draw(with_placeholders(elements, 2500)).replace("镜头", "shot")
+    optional: dict[str, st.SearchStrategy[Any]] = {"callback_url": public_callbacks}
+    if offers.get("sound", True):
+        optional["sound"] = st.booleans()
+    if offers.get("watermark", True):
+        optional["watermark"] = st.booleans()
+    if offers.get("negative", True):
+        optional["negative_prompt"] = with_placeholders(elements, 2500)
+    if offers.get("aspect"):
+        optional["aspect_ratio"] = st.sampled_from(ASPECT_RATIOS)
+    for key, strategy in optional.items():
         if draw(st.booleans()):
             kwargs[key] = draw(strategy)
     return kwargs
@@ -386,14 +569,19 @@ def custom_element_kwargs(draw: st.DrawFn) -> dict[str, Any]:
 
 
 VALID_KWARGS = {
-    TextToVideoRequest: video_kwargs(image=False),
-    ImageToVideoRequest: video_kwargs(image=True),
+    TextToVideoRequest: st.sampled_from(TEXT_TO_VIDEO_MODEL_NAMES).flatmap(video_kwargs),
+    ImageToVideoRequest: st.sampled_from(IMAGE_TO_VIDEO_MODEL_NAMES).flatmap(video_kwargs),
     CustomElementRequest: custom_element_kwargs(),
 }
 
 
+def test_the_offers_cover_every_video_model() -> None:
+    assert set(OFFERS) == set(TEXT_TO_VIDEO_MODEL_NAMES) | set(IMAGE_TO_VIDEO_MODEL_NAMES)
+    assert set(OFFERS) | {"kling-custom-element"} == set(REQUEST_MODELS)
+
+
 @pytest.mark.parametrize("model", list(VALID_KWARGS), ids=lambda m: m.__name__)
-@settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
 @given(data=st.data())
 def test_generated_valid_arguments_build_valid_bodies(model: type[KlingRequest], data: st.DataObject) -> None:
     kwargs = data.draw(VALID_KWARGS[model])

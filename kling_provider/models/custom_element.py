@@ -22,8 +22,8 @@ from kling_provider.models.common import (
     text,
 )
 from kling_provider.models.errors import detail, fail, raise_all
-from kling_provider.models.image_to_video import element_id
 from kling_provider.models.urls import check_media_url
+from kling_provider.models.video import element_id
 
 MAX_ELEMENT_NAME_CHARS = 20
 MAX_ELEMENT_DESCRIPTION_CHARS = 100

@@ -148,10 +148,15 @@ def _model_in(annotation: Any) -> type[BaseModel] | None:
     return None
 
 
-def to_kling_error(err: ValidationError, model: type[BaseModel]) -> RequestValidationError:
-    """One readable multi-line error listing every problem; ``param`` is the first field."""
+def to_kling_error(err: ValidationError, model: type[BaseModel], name: Any = None) -> RequestValidationError:
+    """One readable multi-line error listing every problem; ``param`` is the first field.
+
+    ``name`` is the model the caller asked for (``kling-o3-text-to-video``), named in the title
+    unless it is itself one of the problems."""
     problems = [Problem(format_path(item["loc"]), _message(item, model)) for item in err.errors(include_url=False)]
     label = getattr(model, "model_name", model.__name__)
+    if type(name) is str and len(name) <= 100 and all(p.path != "model" for p in problems):
+        label = name
     noun = "problem" if len(problems) == 1 else "problems"
     lines = [f"Invalid {label} request ({len(problems)} {noun}):", *(f"  - {p}" for p in problems)]
     return RequestValidationError(
@@ -171,4 +176,4 @@ def build_request(model: type[M], /, **kwargs: Any) -> M:
     try:
         return model(**kwargs)
     except ValidationError as err:
-        raise to_kling_error(err, model) from None
+        raise to_kling_error(err, model, kwargs.get("model")) from None

@@ -1,95 +1,163 @@
-"""``kling-v3-image-to-video``: animate a first frame (optionally towards a last frame)."""
+"""Image-to-video: ``kling-v3-image-to-video`` (the default), ``kling-v3-turbo-image-to-video``
+and ``kling-o3-image-to-video``; what each takes is in :mod:`kling_provider.models.families`."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import re
 from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import PlainValidator
 from pydantic_core import InitErrorDetails
 
-from kling_provider.models.common import MediaUrl, RequiredMediaUrl, model_name_validator, plain_str, sequence_items
-from kling_provider.models.errors import detail, fail, raise_all, show
-from kling_provider.models.video import VideoRequest
+from kling_provider.models.common import choice, sequence_items
+from kling_provider.models.errors import detail, raise_all, show
+from kling_provider.models.families import (
+    IMAGE_TO_VIDEO_MODEL_NAMES,
+    O3_MAX_ELEMENTS_WITH_FIRST_FRAME,
+    O3_MAX_IMAGES_AND_ELEMENTS,
+    O3_MAX_IMAGES_WITH_LAST_FRAME,
+    TEXT_TO_VIDEO_MODEL_NAMES,
+)
+from kling_provider.models.text_to_video import ASPECT_RATIOS, AspectRatio
+from kling_provider.models.urls import check_media_url
+from kling_provider.models.video import MAX_ELEMENT_ID_CHARS, VideoRequest, element_id, family_model_validator
 
+#: kling-v3-image-to-video's element limit (each model's is in the rules table).
 MAX_ELEMENTS = 3
-MAX_ELEMENT_ID_CHARS = 64
-ImageToVideoModel = Literal["kling-v3-image-to-video"]
-IMAGE_TO_VIDEO_MODELS: tuple[ImageToVideoModel, ...] = ("kling-v3-image-to-video",)
+ImageToVideoModel = Literal["kling-v3-image-to-video", "kling-v3-turbo-image-to-video", "kling-o3-image-to-video"]
+IMAGE_TO_VIDEO_MODELS: tuple[ImageToVideoModel, ...] = IMAGE_TO_VIDEO_MODEL_NAMES  # type: ignore[assignment]
+_IMAGE_PLACEHOLDER = re.compile(r"<<<image_([0-9]+)>>>")
+
+__all__ = ["IMAGE_TO_VIDEO_MODELS", "MAX_ELEMENTS", "MAX_ELEMENT_ID_CHARS", "ImageToVideoRequest", "element_id"]
 
 
-def element_id(value: Any) -> str:
-    """Element ids are strings in the JSON; ints (as the product page shows them) are accepted."""
-    if isinstance(value, int) and not isinstance(value, bool):
-        if value < 0:
-            fail(f"must be an element id (got {show(value)})")
-        value = str(value)
-    result = plain_str(value, "an element id string")
-    if not result or len(result) > MAX_ELEMENT_ID_CHARS or any(ch.isspace() for ch in result):
-        fail(f"must be an element id: 1 to {MAX_ELEMENT_ID_CHARS} characters, no spaces (got {show(result)})")
-    return result
+def _media(value: Any) -> str:
+    """An explicit ``None`` is refused like any non-URL; leaving the argument out is not."""
+    return check_media_url(value)
 
 
-def _elements(value: Any) -> tuple[str, ...]:
-    items = sequence_items(value, "element ids")
-    if len(items) > MAX_ELEMENTS:
-        fail(f"must have at most {MAX_ELEMENTS} elements (got {len(items)})")
-    ids: list[str] = []
+def _image_urls(value: Any) -> tuple[str, ...]:
+    items = sequence_items(value, "image URLs")
+    urls: list[str] = []
     problems: list[InitErrorDetails] = []
     for position, item in enumerate(items):
         try:
-            ids.append(element_id(item))
-        except ValueError as err:  # PydanticCustomError is a ValueError
+            urls.append(check_media_url(item))
+        except ValueError as err:
             problems.append(detail((position,), str(err), item))
-            continue
-        if ids[-1] in ids[:-1]:
-            problems.append(detail((position,), f"duplicates elements[{ids.index(ids[-1])}] ({show(ids[-1])})"))
     raise_all(problems)
-    return tuple(ids)
+    return tuple(urls)
+
+
+def _aspect_ratio(value: Any) -> str | None:
+    return None if value is None else choice(value, ASPECT_RATIOS)
 
 
 class ImageToVideoRequest(VideoRequest):
-    """Arguments of a ``kling-v3-image-to-video`` task.
+    """Arguments of an image-to-video task.
 
-    ``image_start`` (required) and ``image_end`` are http(s) URLs: upload local files with the
-    hook first. ``elements`` are up to 3 element ids from ``kling-custom-element``, referred to
-    in prompts as ``<<<element_1>>>``... ``prompt`` is optional. There is no ``aspect_ratio``:
-    the video takes the first frame's.
+    ``image_start``, ``image_end`` and ``image_urls`` (o3's reference images) are http(s)
+    URLs: upload local files with the hook first. ``elements`` come from
+    ``kling-custom-element``, referred to in prompts as ``<<<element_1>>>``... v3 and turbo
+    take no ``aspect_ratio``: the video takes the first frame's.
     """
 
     model_name: ClassVar[str] = "kling-v3-image-to-video"
-    prompt_required: ClassVar[bool] = False
-    takes_elements: ClassVar[bool] = True
-    removed_fields: ClassVar[Mapping[str, str]] = {
-        "aspect_ratio": "not accepted by kling-v3-image-to-video any more: the video takes the aspect ratio of "
-        "image_start (crop the image instead)",
-    }
+    family: ClassVar[str] = "image-to-video"
 
-    model: Annotated[ImageToVideoModel, model_name_validator(*IMAGE_TO_VIDEO_MODELS)] = "kling-v3-image-to-video"
-    image_start: RequiredMediaUrl
-    image_end: MediaUrl = None
-    elements: Annotated[tuple[str, ...], PlainValidator(_elements)] = ()
+    model: Annotated[
+        ImageToVideoModel,
+        family_model_validator("image-to-video", IMAGE_TO_VIDEO_MODELS, "text-to-video", TEXT_TO_VIDEO_MODEL_NAMES),
+    ] = "kling-v3-image-to-video"
+    image_start: Annotated[str | None, PlainValidator(_media)] = None
+    image_end: Annotated[str | None, PlainValidator(_media)] = None
+    image_urls: Annotated[tuple[str, ...], PlainValidator(_image_urls)] = ()
+    aspect_ratio: Annotated[AspectRatio | None, PlainValidator(_aspect_ratio)] = None
 
     @property
-    def element_count(self) -> int:
-        return len(self.elements)
+    def image_count(self) -> int:
+        return (self.image_start is not None) + (self.image_end is not None) + len(self.image_urls)
+
+    def _model_problems(self) -> list[InitErrorDetails]:
+        problems = super()._model_problems()
+        rules, model = self.rules, self.model
+        if self.image_start is None and rules.image_start_required:
+            problems.append(detail(("image_start",), "is required"))
+        if self.image_end is not None and not rules.image_end:
+            problems.append(detail(("image_end",), f"not accepted by {model} (it has no last frame)"))
+        if self.image_urls and not rules.image_urls:
+            problems.append(
+                detail(("image_urls",), f"not accepted by {model} (reference images are kling-o3-image-to-video's)")
+            )
+        if self.aspect_ratio is not None and not rules.aspect_ratio:
+            problems.append(
+                detail(
+                    ("aspect_ratio",),
+                    f"not accepted by {model}: the video takes the aspect ratio of image_start "
+                    "(crop the image instead)",
+                )
+            )
+        return problems
+
+    def _extra_problems(self) -> list[InitErrorDetails]:
+        problems: list[InitErrorDetails] = []
+        if self.image_end is not None and self.image_start is None:
+            problems.append(detail(("image_end",), "needs image_start: a last frame needs a first frame"))
+        if not self.rules.image_urls:
+            return problems
+        # kling-o3-image-to-video's image and element limits.
+        images, elements = self.image_count, len(self.elements)
+        if images == 0:
+            problems.append(
+                detail(("image_start",), f"required for {self.model} unless image_urls gives reference images")
+            )
+        if self.image_end is not None and images > O3_MAX_IMAGES_WITH_LAST_FRAME:
+            problems.append(
+                detail(
+                    ("image_end",),
+                    f"{self.model} takes no last frame when there are more than {O3_MAX_IMAGES_WITH_LAST_FRAME} "
+                    f"images in all (got {images}: image_start, image_end and {len(self.image_urls)} image_urls)",
+                )
+            )
+        if self.image_start is not None and elements > O3_MAX_ELEMENTS_WITH_FIRST_FRAME:
+            problems.append(
+                detail(
+                    ("elements",),
+                    f"must have at most {O3_MAX_ELEMENTS_WITH_FIRST_FRAME} elements with image_start "
+                    f"on {self.model} (got {elements})",
+                )
+            )
+        if images + elements > O3_MAX_IMAGES_AND_ELEMENTS:
+            problems.append(
+                detail(
+                    ("image_urls",),
+                    f"images and elements together must be at most {O3_MAX_IMAGES_AND_ELEMENTS} on {self.model} "
+                    f"(got {images} images and {elements} elements)",
+                )
+            )
+        texts: list[tuple[tuple[str | int, ...], str | None]] = [(("prompt",), self.prompt)]
+        texts += [(("shots", i, "prompt"), shot.prompt) for i, shot in enumerate(self.shots)]
+        for loc, text in texts:
+            for match in _IMAGE_PLACEHOLDER.finditer(text or ""):
+                digits = match.group(1)
+                if len(digits.lstrip("0")) > 3 or not 1 <= int(digits) <= images:
+                    problems.append(
+                        detail(
+                            loc,
+                            f"{show(match.group(0))} refers to an image that does not exist "
+                            f"({images} images are given: image_start, image_end, then image_urls)",
+                        )
+                    )
+        return problems
 
     def _inputs(self) -> dict[str, Any]:
-        inputs: dict[str, Any] = {"image_start": self.image_start}
+        inputs: dict[str, Any] = {}
+        if self.image_start is not None:
+            inputs["image_start"] = self.image_start
         if self.image_end is not None:
             inputs["image_end"] = self.image_end
+        if self.image_urls:
+            inputs["image_urls"] = list(self.image_urls)
+        if self.aspect_ratio is not None:
+            inputs["aspect_ratio"] = self.aspect_ratio
         return inputs
-
-    def _model_params(self) -> dict[str, Any]:
-        params = super()._model_params()
-        if self.elements:
-            params["element_list"] = [{"element_id": element} for element in self.elements]
-        return params
-
-    @classmethod
-    def _params_from_body(cls, params: dict[str, Any], kwargs: dict[str, Any]) -> None:
-        if "element_list" in params:
-            items = params.pop("element_list")
-            if isinstance(items, list):
-                items = [item.get("element_id") if isinstance(item, Mapping) else item for item in items]
-            kwargs["elements"] = items

@@ -1,4 +1,5 @@
-"""``kling-v3-text-to-video``: a video from a prompt (or from per-shot prompts)."""
+"""Text-to-video: ``kling-v3-text-to-video`` (the default), ``kling-v3-turbo-text-to-video`` and
+``kling-o3-text-to-video``; what each takes is in :mod:`kling_provider.models.families`."""
 
 from __future__ import annotations
 
@@ -6,13 +7,14 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import PlainValidator
 
-from kling_provider.models.common import choice, model_name_validator
-from kling_provider.models.video import VideoRequest
+from kling_provider.models.common import choice
+from kling_provider.models.families import IMAGE_TO_VIDEO_MODEL_NAMES, TEXT_TO_VIDEO_MODEL_NAMES
+from kling_provider.models.video import VideoRequest, family_model_validator
 
 AspectRatio = Literal["16:9", "9:16", "1:1"]
 ASPECT_RATIOS: tuple[AspectRatio, ...] = ("16:9", "9:16", "1:1")
-TextToVideoModel = Literal["kling-v3-text-to-video"]
-TEXT_TO_VIDEO_MODELS: tuple[TextToVideoModel, ...] = ("kling-v3-text-to-video",)
+TextToVideoModel = Literal["kling-v3-text-to-video", "kling-v3-turbo-text-to-video", "kling-o3-text-to-video"]
+TEXT_TO_VIDEO_MODELS: tuple[TextToVideoModel, ...] = TEXT_TO_VIDEO_MODEL_NAMES  # type: ignore[assignment]
 
 
 def _aspect_ratio(value: Any) -> str | None:
@@ -20,17 +22,21 @@ def _aspect_ratio(value: Any) -> str | None:
 
 
 class TextToVideoRequest(VideoRequest):
-    """Arguments of a ``kling-v3-text-to-video`` task.
+    """Arguments of a text-to-video task.
 
     ``prompt`` is required except with ``multi_shot=True, shot_type="customize"``, where the
-    shots carry the text (the body then sends ``"prompt": ""``, which the schema requires).
-    ``aspect_ratio`` is left to EvoLink's default when not given.
+    shots carry the text (the body then sends ``"prompt": ""``, which the schema requires; for
+    turbo the shots are written into the prompt). ``aspect_ratio`` is left to EvoLink's default
+    when not given. ``elements`` (o3 only) are referred to as ``<<<element_1>>>``...
     """
 
     model_name: ClassVar[str] = "kling-v3-text-to-video"
-    prompt_required: ClassVar[bool] = True
+    family: ClassVar[str] = "text-to-video"
 
-    model: Annotated[TextToVideoModel, model_name_validator(*TEXT_TO_VIDEO_MODELS)] = "kling-v3-text-to-video"
+    model: Annotated[
+        TextToVideoModel,
+        family_model_validator("text-to-video", TEXT_TO_VIDEO_MODELS, "image-to-video", IMAGE_TO_VIDEO_MODEL_NAMES),
+    ] = "kling-v3-text-to-video"
     aspect_ratio: Annotated[AspectRatio | None, PlainValidator(_aspect_ratio)] = None
 
     def _inputs(self) -> dict[str, Any]:

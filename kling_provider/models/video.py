@@ -1,20 +1,23 @@
 """What text-to-video and image-to-video share: duration, quality, sound, multi-shot, watermark.
 
 The cross-field rules live here once (shot type needs multi-shot, shots add up to the duration,
-``<<<element_N>>>`` names an element that exists). Subclasses add their inputs through
-``_inputs`` / ``_model_params`` and say whether a prompt is required.
+``<<<element_N>>>`` names an element that exists), and so do the per-model ones: each request
+is checked against its model's row in :mod:`kling_provider.models.families`. Subclasses add
+their inputs through ``_inputs`` / ``_model_params``.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar
 
-from pydantic import model_validator
+from pydantic import PlainValidator, model_validator
 from pydantic_core import InitErrorDetails
 
 from kling_provider.models.common import (
     DEFAULT_DURATION,
+    MAX_PROMPT_CHARS,
     CallbackUrl,
     Duration,
     KlingRequest,
@@ -22,10 +25,112 @@ from kling_provider.models.common import (
     Prompt,
     QualityField,
     StrictBool,
+    choice,
     placeholder_problems,
+    plain_str,
+    sequence_items,
 )
-from kling_provider.models.errors import detail, raise_all
-from kling_provider.models.shots import Shots, ShotTypeField
+from kling_provider.models.errors import detail, fail, raise_all, show
+from kling_provider.models.families import VIDEO_MODEL_RULES, VideoModelRules
+from kling_provider.models.shots import MAX_SHOT_PROMPT_CHARS, MAX_SHOTS, Shot, Shots, ShotTypeField
+
+#: The most elements any model takes (o3); each model's own limit is checked per model.
+MAX_ANY_ELEMENTS = 7
+MAX_ELEMENT_ID_CHARS = 64
+#: turbo text-to-video's shot syntax: ``镜头 n, m, words;`` (ASCII or full-width separators).
+PROMPT_SHOT = re.compile(r"镜头\s*([0-9]+)\s*[,\uff0c]\s*([0-9]+)\s*[,\uff0c]\s*([^;\uff1b]*)[;\uff1b]?")
+_SHOT_END = re.compile(r"[;\uff1b]")
+
+
+def element_id(value: Any) -> str:
+    """Element ids are strings in the JSON; ints (as the product page shows them) are accepted."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        if value < 0:
+            fail(f"must be an element id (got {show(value)})")
+        value = str(value)
+    result = plain_str(value, "an element id string")
+    if not result or len(result) > MAX_ELEMENT_ID_CHARS or any(ch.isspace() for ch in result):
+        fail(f"must be an element id: 1 to {MAX_ELEMENT_ID_CHARS} characters, no spaces (got {show(result)})")
+    return result
+
+
+def _elements(value: Any) -> tuple[str, ...]:
+    items = sequence_items(value, "element ids")
+    if len(items) > MAX_ANY_ELEMENTS:
+        fail(f"must have at most {MAX_ANY_ELEMENTS} elements (got {len(items)})")
+    ids: list[str] = []
+    problems: list[InitErrorDetails] = []
+    for position, item in enumerate(items):
+        try:
+            ids.append(element_id(item))
+        except ValueError as err:  # PydanticCustomError is a ValueError
+            problems.append(detail((position,), str(err), item))
+            continue
+        if ids[-1] in ids[:-1]:
+            problems.append(detail((position,), f"duplicates elements[{ids.index(ids[-1])}] ({show(ids[-1])})"))
+    raise_all(problems)
+    return tuple(ids)
+
+
+Elements = Annotated[tuple[str, ...], PlainValidator(_elements)]
+
+
+_FAMILY_CLASSES = {
+    "text-to-video": "KlingTextToVideoOperator / TextToVideoRequest",
+    "image-to-video": "KlingImageToVideoOperator / ImageToVideoRequest",
+}
+
+
+def _article(word: str) -> str:
+    return "an" if word[:1] in "aeiou" else "a"
+
+
+def family_model_validator(family: str, names: tuple[str, ...], other: str, other_names: tuple[str, ...]) -> Any:
+    """The ``model`` field of a family: a model of the other family gets a message saying so."""
+
+    def check(value: Any) -> str:
+        if isinstance(value, str) and str.__getitem__(value, slice(None)) in other_names:
+            listed = ", ".join(repr(n) for n in names)
+            fail(
+                f"must be one of {listed}, the {family} models (got {show(value)}: {_article(other)} {other} model, "
+                f"for {_FAMILY_CLASSES[other]})"
+            )
+        return choice(value, names)
+
+    return PlainValidator(check)
+
+
+def render_prompt_shots(shots: tuple[Shot, ...]) -> str:
+    """turbo text-to-video's multi-shot prompt, as its document's example writes it."""
+    return " ".join(f"镜头 {shot.index}, {shot.duration}, {shot.prompt};" for shot in shots)
+
+
+def prompt_shot_problems(prompt: str | None, duration: int, loc: tuple[str, ...]) -> list[InitErrorDetails]:
+    """A hand-written ``镜头 n, m, words;`` prompt keeps the rules of customised shots."""
+    if not prompt:
+        return []
+    found = list(PROMPT_SHOT.finditer(prompt))
+    if not found:
+        return []
+    problems: list[InitErrorDetails] = []
+    if len(found) > MAX_SHOTS:
+        problems.append(detail(loc, f"has {len(found)} shots ('镜头 n, m, words;'): at most {MAX_SHOTS}"))
+    total = 0
+    for position, match in enumerate(found):
+        number, seconds, words = match.group(1), match.group(2), match.group(3).strip()
+        shown = show(match.group(0))
+        if len(number) > 2 or int(number) != position + 1:
+            problems.append(detail(loc, f"shot {shown} must be numbered {position + 1}: shots count from 1 in order"))
+        if len(seconds) > 2 or not 1 <= int(seconds) <= duration:
+            problems.append(detail(loc, f"shot {shown} must last from 1 to {duration} s"))
+        else:
+            total += int(seconds)
+        if len(words) > MAX_SHOT_PROMPT_CHARS:
+            message = f"shot {position + 1}'s words must be at most {MAX_SHOT_PROMPT_CHARS} characters"
+            problems.append(detail(loc, message))
+    if not problems and total != duration:
+        problems.append(detail(loc, f"shot durations must add up to duration={duration} (they add up to {total})"))
+    return problems
 
 
 class VideoRequest(KlingRequest):
@@ -36,10 +141,8 @@ class VideoRequest(KlingRequest):
     ``multi_shot=True, shot_type="customize"``.
     """
 
-    #: Whether the vendor requires a prompt outside customize multi-shot (text-to-video does).
-    prompt_required: ClassVar[bool] = True
-    #: Whether ``<<<element_N>>>`` placeholders can refer to anything (image-to-video's ``elements``).
-    takes_elements: ClassVar[bool] = False
+    #: "text-to-video" or "image-to-video": how messages name this class's family.
+    family: ClassVar[str] = ""
 
     prompt: Prompt = None
     negative_prompt: Prompt = None
@@ -51,15 +154,61 @@ class VideoRequest(KlingRequest):
     shots: Shots = ()
     watermark: OptionalBool = None
     callback_url: CallbackUrl = None
+    elements: Elements = ()
+
+    @property
+    def rules(self) -> VideoModelRules:
+        """This request's model's row of :data:`~kling_provider.models.families.VIDEO_MODEL_RULES`."""
+        return VIDEO_MODEL_RULES[self.model]
 
     @property
     def element_count(self) -> int:
-        return 0
+        return len(self.elements)
+
+    @property
+    def prompt_required(self) -> bool:
+        """Whether the vendor requires a prompt outside customize multi-shot."""
+        return self.rules.prompt_required
+
+    @property
+    def _renders_prompt_shots(self) -> bool:
+        return self.rules.prompt_shots and self.multi_shot and bool(self.shots)
 
     @model_validator(mode="after")
     def _cross_field_rules(self) -> VideoRequest:
+        model_problems = self._model_problems()
+        if model_problems:
+            raise_all(model_problems)  # the other rules assume what the model allows
         raise_all([*self._multi_shot_problems(), *self._placeholder_problems(), *self._extra_problems()])
         return self
+
+    def _model_problems(self) -> list[InitErrorDetails]:
+        """What this model does not take at all, from its row of the rules table."""
+        rules, model = self.rules, self.model
+        problems: list[InitErrorDetails] = []
+        if self.quality not in rules.qualities:
+            listed = ", ".join(repr(q) for q in rules.qualities)
+            problems.append(detail(("quality",), f"must be one of {listed} for {model} (got {show(self.quality)})"))
+        if self.sound and not rules.sound:
+            problems.append(detail(("sound",), f"{model} makes silent videos: it has no sound option (got True)"))
+        if self.negative_prompt is not None and not rules.negative_prompt:
+            problems.append(detail(("negative_prompt",), f"not accepted by {model} (say what you want in prompt)"))
+        if self.watermark is not None and not rules.model_params:
+            problems.append(detail(("watermark",), f"not accepted by {model} (it has no watermark option)"))
+        if self.multi_shot and not rules.multi_shot:
+            problems.append(detail(("multi_shot",), f"{model} has no multi-shot mode"))
+        elif self.shot_type is not None and self.shot_type not in rules.shot_types:
+            listed = ", ".join(repr(t) for t in rules.shot_types)
+            message = f"must be {listed} for {model}: it has no other shot type (got {show(self.shot_type)})"
+            problems.append(detail(("shot_type",), message))
+        if len(self.elements) > rules.max_elements:
+            if rules.max_elements:
+                message = f"must have at most {rules.max_elements} elements for {model} (got {len(self.elements)})"
+            else:
+                takers = ", ".join(r.name for r in VIDEO_MODEL_RULES.values() if r.max_elements)
+                message = f"{model} takes no elements (models that do: {takers})"
+            problems.append(detail(("elements",), message))
+        return problems
 
     def _multi_shot_problems(self) -> list[InitErrorDetails]:
         problems: list[InitErrorDetails] = []
@@ -70,7 +219,8 @@ class VideoRequest(KlingRequest):
             if self.shots:
                 problems.append(detail(("shots",), "only allowed with multi_shot=True and shot_type='customize'"))
         elif self.shot_type is None:
-            problems.append(detail(("shot_type",), "required when multi_shot=True: 'customize' or 'intelligence'"))
+            listed = " or ".join(repr(t) for t in self.rules.shot_types)
+            problems.append(detail(("shot_type",), f"required when multi_shot=True: {listed}"))
         elif customize:
             if not self.shots:
                 problems.append(detail(("shots",), "required when shot_type='customize': 1 to 6 shots"))
@@ -93,11 +243,38 @@ class VideoRequest(KlingRequest):
             )
         if self.prompt_required and not customize and self.prompt is None:
             problems.append(detail(("prompt",), "required (unless multi_shot=True with shot_type='customize')"))
+        if self._renders_prompt_shots:
+            problems += self._prompt_shot_problems()
+        elif self.rules.prompt_shots:
+            problems += prompt_shot_problems(self.prompt, self.duration, ("prompt",))
+        return problems
+
+    def _prompt_shot_problems(self) -> list[InitErrorDetails]:
+        """Shots rendered into turbo's prompt: no separator inside, and the prompt's length."""
+        problems: list[InitErrorDetails] = []
+        for position, shot in enumerate(self.shots):
+            if _SHOT_END.search(shot.prompt) or PROMPT_SHOT.search(shot.prompt):
+                problems.append(
+                    detail(
+                        ("shots", position, "prompt"),
+                        f"must not contain ';' or '镜头 n, m,' for {self.model}: its shots are written into "
+                        "the prompt, where these end or start a shot",
+                    )
+                )
+        rendered = render_prompt_shots(self.shots)
+        if len(rendered) > MAX_PROMPT_CHARS:
+            problems.append(
+                detail(
+                    ("shots",),
+                    f"written into {self.model}'s prompt they take {len(rendered)} characters: "
+                    f"at most {MAX_PROMPT_CHARS}",
+                )
+            )
         return problems
 
     def _placeholder_problems(self) -> list[InitErrorDetails]:
         count = self.element_count
-        none = "no elements are given" if self.takes_elements else f"{self.model} takes no elements"
+        none = "no elements are given" if self.rules.max_elements else f"{self.model} takes no elements"
         problems = placeholder_problems(self.prompt, count, ("prompt",), none)
         problems += placeholder_problems(self.negative_prompt, count, ("negative_prompt",), none)
         for position, shot in enumerate(self.shots):
@@ -113,7 +290,9 @@ class VideoRequest(KlingRequest):
 
     def _model_params(self) -> dict[str, Any]:
         params: dict[str, Any] = {}
-        if self.multi_shot:
+        if self.elements:
+            params["element_list"] = [{"element_id": element} for element in self.elements]
+        if self.multi_shot and not self.rules.prompt_shots:
             params["multi_shot"] = True
             params["shot_type"] = self.shot_type
             if self.shots:
@@ -126,7 +305,9 @@ class VideoRequest(KlingRequest):
         """The create-task JSON. ``duration``, ``quality`` and ``sound`` are always sent, even at
         their defaults: they set the price, so the body pins what :func:`estimate` assumed."""
         body: dict[str, Any] = {"model": self.model}
-        if self.prompt is not None:
+        if self._renders_prompt_shots:
+            body["prompt"] = render_prompt_shots(self.shots)
+        elif self.prompt is not None:
             body["prompt"] = self.prompt
         elif self.prompt_required:
             body["prompt"] = ""  # the schema requires the key; EvoLink ignores it under customize
@@ -135,7 +316,8 @@ class VideoRequest(KlingRequest):
         body.update(self._inputs())
         body["duration"] = self.duration
         body["quality"] = self.quality
-        body["sound"] = "on" if self.sound else "off"
+        if self.rules.sound:
+            body["sound"] = "on" if self.sound else "off"
         params = self._model_params()
         if params:
             body["model_params"] = params
@@ -173,7 +355,12 @@ class VideoRequest(KlingRequest):
 
     @classmethod
     def _params_from_body(cls, params: dict[str, Any], kwargs: dict[str, Any]) -> None:
-        """Move subclass-specific ``model_params`` entries into ``kwargs`` (pop them)."""
+        """Move ``model_params.element_list`` into ``kwargs`` (pop it)."""
+        if "element_list" in params:
+            items = params.pop("element_list")
+            if isinstance(items, list):
+                items = [item.get("element_id") if isinstance(item, Mapping) else item for item in items]
+            kwargs["elements"] = items
 
 
 def _is_str(value: Any, *options: str) -> bool:
