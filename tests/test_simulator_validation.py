@@ -16,6 +16,10 @@ OPENAPI = Path(__file__).resolve().parent.parent / "kling_provider" / "testing" 
 T2V = {"model": "kling-v3-text-to-video", "prompt": "A cat running on grass"}
 I2V = {"model": "kling-v3-image-to-video", "image_start": "https://example.com/start.png"}
 O3I = {"model": "kling-o3-image-to-video", "prompt": "Make it move"}
+TURBO_T = {"model": "kling-v3-turbo-text-to-video", "prompt": "A cat running on grass"}
+TURBO_I = {"model": "kling-v3-turbo-image-to-video", "image_start": "https://example.com/start.png"}
+O3T = {"model": "kling-o3-text-to-video", "prompt": "A cat running on grass"}
+A, B, C = (f"https://example.com/{n}.png" for n in "abc")
 ELEMENT_PARAMS = {"element_name": "Hero", "element_description": "A young man", "reference_type": "image_refer"}
 IMAGES = {"frontal_image": "https://example.com/f.jpg", "refer_images": [{"image_url": "https://example.com/s.jpg"}]}
 VIDEOS = {"refer_videos": [{"video_url": "https://example.com/ref.mp4"}]}
@@ -78,6 +82,39 @@ ACCEPTED = [
         id="element-video-voice",
     ),
     pytest.param({**T2V, "unknown_future_field": 1}, id="extra-field-tolerated"),
+    # the other Kling models, each by its own document
+    pytest.param({**TURBO_T, "quality": "1080p", "aspect_ratio": "9:16"}, id="turbo-t2v-1080p"),
+    pytest.param({**TURBO_T, "prompt": "镜头 1, 3, walk; 镜头 2, 2, zoom;"}, id="turbo-prompt-shots"),
+    pytest.param({**TURBO_T, "prompt": "镜头缓缓推进; 雨夜"}, id="turbo-plain-chinese"),
+    pytest.param({**TURBO_I, "duration": 15, "quality": "1080p"}, id="turbo-i2v"),
+    pytest.param({**O3T, "model_params": {"element_list": [{"element_id": str(i)} for i in range(7)]}}, id="o3t-7"),
+    pytest.param(
+        {
+            "model": "kling-o3-text-to-video",
+            "model_params": {
+                **shots("2", "3"),
+                "multi_prompt": [
+                    {"index": 1, "prompt": "x" * 600, "duration": "2"},  # no shot length in o3 t2v's document
+                    {"index": 2, "prompt": "y", "duration": "3"},
+                ],
+            },
+        },
+        id="o3t-long-shot-prompt",
+    ),
+    pytest.param({**O3I, "image_urls": [A], "prompt": "<<<image_1>>> glows"}, id="o3i-reference-only"),
+    pytest.param({**O3I, "image_start": A, "image_end": B}, id="o3i-first-last"),
+    pytest.param(
+        {"model": "kling-o3-image-to-video", "image_start": A, "model_params": shots("5")}, id="o3i-customize-no-prompt"
+    ),
+    pytest.param(
+        {
+            **O3I,
+            "image_start": A,
+            "image_urls": [B, C],
+            "model_params": {"element_list": [{"element_id": str(i)} for i in range(3)]},
+        },
+        id="o3i-3-images-3-elements",
+    ),
 ]
 
 
@@ -117,6 +154,67 @@ REJECTED = [
         id="shot-prompt-too-long",
     ),
     pytest.param({**T2V, "model_params": shots("1", "1", "1", "1", "1", "0")}, None, id="seven-shots-or-zero"),
+    pytest.param({**TURBO_I, "quality": "4k"}, "quality", id="turbo-i2v-4k"),
+    pytest.param(
+        {**O3T, "model_params": {"multi_shot": True, "shot_type": "intelligence"}},
+        "model_params.shot_type",
+        id="o3t-intelligence",
+    ),
+    pytest.param(
+        {**O3T, "model_params": {"element_list": [{"element_id": str(i)} for i in range(8)]}},
+        "model_params.element_list",
+        id="o3t-8-elements",
+    ),
+    pytest.param({"model": "kling-v3-turbo-image-to-video", "prompt": "x"}, "image_start", id="turbo-i2v-no-image"),
+    pytest.param({"model": "kling-o3-image-to-video", "image_start": A}, "prompt", id="o3i-no-prompt"),
+    # fields the model's document does not have
+    pytest.param({**TURBO_T, "negative_prompt": "blur"}, "negative_prompt", id="turbo-negative"),
+    pytest.param({**TURBO_T, "model_params": {"watermark_info": {"enabled": True}}}, "model_params", id="turbo-params"),
+    pytest.param({**TURBO_I, "image_end": B}, "image_end", id="turbo-i2v-end"),
+    pytest.param({**O3T, "negative_prompt": "blur"}, "negative_prompt", id="o3t-negative"),
+    pytest.param({**O3I, "image_start": A, "negative_prompt": "blur"}, "negative_prompt", id="o3i-negative"),
+    pytest.param({**I2V, "image_urls": [B]}, "image_urls", id="v3-i2v-image-urls"),
+    # turbo's shots written into the prompt
+    pytest.param({**TURBO_T, "prompt": "镜头 1, 3, walk; 镜头 2, 3, zoom;"}, "prompt", id="turbo-shots-sum"),
+    pytest.param({**TURBO_T, "prompt": "镜头 1, 3, walk; 镜头 3, 2, zoom;"}, "prompt", id="turbo-shots-order"),
+    pytest.param({**TURBO_T, "prompt": f"镜头 1, 5, {'w' * 513};"}, "prompt", id="turbo-shot-too-long"),
+    pytest.param(
+        {**TURBO_T, "duration": 7, "prompt": " ".join(f"镜头 {i}, 1, s;" for i in range(1, 8))},
+        "prompt",
+        id="turbo-seven-shots",
+    ),
+    # kling-o3-image-to-video's image rules
+    pytest.param({**O3I, "image_start": A, "image_end": B, "image_urls": [C]}, "image_end", id="o3i-end-3-images"),
+    pytest.param(
+        {**O3I, "image_start": A, "model_params": {"element_list": [{"element_id": str(i)} for i in range(4)]}},
+        "model_params.element_list",
+        id="o3i-4-elements-with-start",
+    ),
+    pytest.param(
+        {**O3I, "image_urls": [A, B, C], "model_params": {"element_list": [{"element_id": str(i)} for i in range(5)]}},
+        "image_urls",
+        id="o3i-8-images-and-elements",
+    ),
+    pytest.param({**O3I, "image_urls": [A], "prompt": "<<<image_2>>> glows"}, "prompt", id="o3i-image-placeholder"),
+    pytest.param(
+        {
+            "model": "kling-o3-image-to-video",
+            "image_start": A,
+            "model_params": {**shots("5"), "multi_prompt": [{"index": 1, "prompt": "x" * 513, "duration": "5"}]},
+        },
+        "model_params.multi_prompt[0].prompt",
+        id="o3i-shot-too-long",
+    ),
+    pytest.param(
+        {
+            "model": "kling-o3-image-to-video",
+            "image_start": A,
+            "duration": 7,
+            "model_params": shots(*"1111111"),
+        },
+        "model_params.multi_prompt",
+        id="o3i-seven-shots",
+    ),
     # documented rules
     pytest.param({**T2V, "prompt": "   "}, "prompt", id="blank-prompt"),
     pytest.param({**T2V, "model_params": {"multi_shot": True}}, "model_params.shot_type", id="multishot-no-type"),
@@ -219,3 +317,18 @@ def test_defaults_and_output_sizes(kling_simulator: EvoLinkSimulator, client: ht
 def test_turbo_models_ignore_sound_in_the_price(client: httpx.Client) -> None:
     body = {"model": "kling-v3-turbo-text-to-video", "prompt": "x", "sound": "on"}
     assert client.post("/v1/videos/generations", json=body).json()["usage"]["credits_reserved"] == 27.0
+
+
+def test_each_model_is_checked_against_its_own_rules(client: httpx.Client) -> None:
+    """The same field passes for one model and is refused for another, with the vendor's error shape."""
+    accepted = client.post("/v1/videos/generations", json={**T2V, "negative_prompt": "blur", "quality": "4k"})
+    assert accepted.status_code == 200, accepted.text
+    refused = client.post("/v1/videos/generations", json={**TURBO_T, "quality": "4k"})
+    assert refused.status_code == 400
+    assert set(refused.json()) == {"error"}
+    assert set(refused.json()["error"]) >= {"code", "message", "type"}
+    last_frame = {"image_start": A, "image_end": B}
+    assert client.post("/v1/videos/generations", json={**I2V, **last_frame}).status_code == 200
+    turbo = client.post("/v1/videos/generations", json={**TURBO_I, **last_frame})
+    assert turbo.status_code == 400
+    assert "not supported by kling-v3-turbo-image-to-video" in turbo.json()["error"]["message"]

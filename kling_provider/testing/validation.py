@@ -53,6 +53,27 @@ NEGATIVE_PROMPT_MAX = 2500
 CALLBACK_URL_MAX = 2048
 #: Kling 3.0 accepts up to 3 elements; o3 models document their own (larger) limit in the schema.
 V3_MAX_ELEMENTS = 3
+#: Fields some Kling models take and others' documents do not list. Sent to a model whose
+#: document lacks them, they are refused (as ``element_list`` is): a vendor that dropped them
+#: silently would make a video without the negative prompt, last frame or shots asked for.
+#: (``sound`` on turbo and ``aspect_ratio`` on v3/turbo image-to-video stay ignored, as before.)
+_REFUSED_WHEN_UNDOCUMENTED = ("negative_prompt", "image_end", "image_urls", "model_params")
+MAX_SHOTS = 6
+#: Shot prompt limit by model, where its document states one (o3 text-to-video's does not).
+_SHOT_PROMPT_MAX = {
+    "kling-v3-text-to-video": 512,
+    "kling-v3-image-to-video": 512,
+    "kling-v3-turbo-text-to-video": 512,
+    "kling-o3-image-to-video": 512,
+}
+#: kling-o3-image-to-video's prose: elements with a first frame, images + elements, and the
+#: most images that still allow a last frame.
+O3_I2V_MAX_ELEMENTS_WITH_FIRST_FRAME = 3
+O3_I2V_MAX_IMAGES_AND_ELEMENTS = 7
+O3_I2V_MAX_IMAGES_WITH_LAST_FRAME = 2
+#: kling-v3-turbo-text-to-video's multi-shot syntax in the prompt: ``镜头 n, m, words;``.
+_TURBO_SHOT = re.compile(r"镜头\s*(\d+)\s*[,\uff0c]\s*(\d+)\s*[,\uff0c]\s*([^;\uff1b]*)")
+_IMAGE_PLACEHOLDER = re.compile(r"<<<image_(\d+)>>>")
 
 #: Credits per second of requested duration (product page), by (quality, sound).
 _RATE_PER_SECOND: dict[tuple[str, bool], float] = {
@@ -225,10 +246,18 @@ def _validate_video(model: str, body: dict[str, Any]) -> GenerationSpec:
         # ignored) with multi_shot + customize: check the rest of the body as if it were "".
         checked = {**body, "prompt": ""}
     _schema_check(model, checked)
+    properties = _request_properties(model)
+    for name in _REFUSED_WHEN_UNDOCUMENTED:
+        if name in body and name not in properties:
+            raise RequestRejected(f"{name} is not supported by {model}", param=name)
 
     prompt = body.get("prompt") or ""
     if model in TEXT_TO_VIDEO_MODELS and not customize and not prompt.strip():
         raise RequestRejected("prompt is required unless multi_shot with shot_type=customize", param="prompt")
+    if model == "kling-o3-image-to-video" and not multi_shot and not prompt.strip():
+        raise RequestRejected("prompt is required when multi_shot is false", param="prompt")
+    if model == "kling-v3-turbo-text-to-video":
+        _check_turbo_prompt_shots(prompt, body.get("duration", 5))
     negative = body.get("negative_prompt")
     if isinstance(negative, str) and len(negative) > NEGATIVE_PROMPT_MAX:
         raise RequestRejected(
@@ -239,7 +268,7 @@ def _validate_video(model: str, body: dict[str, Any]) -> GenerationSpec:
     if multi_shot and not params.get("shot_type"):
         raise RequestRejected("shot_type is required when multi_shot is true", param="model_params.shot_type")
     if customize:
-        _check_shots(params.get("multi_prompt"), duration)
+        _check_shots(params.get("multi_prompt"), duration, _SHOT_PROMPT_MAX.get(model))
 
     elements = params.get("element_list")
     if elements is not None and "element_list" not in _model_params_properties(model):
@@ -264,6 +293,8 @@ def _validate_video(model: str, body: dict[str, Any]) -> GenerationSpec:
         raise RequestRejected("image_end requires image_start", param="image_end")
     for i, url in enumerate(body.get("image_urls") or []):
         images.append(_check_url(url, f"image_urls[{i}]"))
+    if model == "kling-o3-image-to-video":
+        _check_o3_images(body, params, len(images), n_elements, texts)
     _check_callback(body)
 
     quality = body.get("quality", "720p")
@@ -286,14 +317,76 @@ def _validate_video(model: str, body: dict[str, Any]) -> GenerationSpec:
     )
 
 
-def _check_shots(shots: Any, duration: int) -> None:
+def _request_properties(model: str) -> frozenset[str]:
+    schema = _validator(model).schema
+    return frozenset(schema["components"]["schemas"]["VideoGenerationRequest"]["properties"])
+
+
+def _check_turbo_prompt_shots(prompt: str, duration: int) -> None:
+    """turbo text-to-video: ``镜头 n, m, words;`` - n up to 6, the m add up, words <= 512."""
+    shots = _TURBO_SHOT.findall(prompt)
+    if not shots:
+        return
+    if len(shots) > MAX_SHOTS:
+        raise RequestRejected(f"At most {MAX_SHOTS} shots are allowed in the prompt", param="prompt")
+    for i, (number, seconds, words) in enumerate(shots):
+        if int(number) != i + 1:
+            raise RequestRejected(f"Shot {i + 1} in the prompt is numbered {number}", param="prompt")
+        if int(seconds) < 1:
+            raise RequestRejected(f"Shot {number} in the prompt must last at least 1 s", param="prompt")
+        if len(words.strip()) > 512:
+            raise RequestRejected(f"Shot {number} in the prompt is longer than 512 characters", param="prompt")
+    total = sum(int(seconds) for _, seconds, _ in shots)
+    if total != duration:
+        raise RequestRejected(
+            f"The shot durations in the prompt add up to {total} s but duration is {duration} s", param="prompt"
+        )
+
+
+def _check_o3_images(
+    body: dict[str, Any], params: dict[str, Any], n_images: int, n_elements: int, texts: list[str]
+) -> None:
+    """kling-o3-image-to-video's image rules, from the prose of its document."""
+    if "image_end" in body and n_images > O3_I2V_MAX_IMAGES_WITH_LAST_FRAME:
+        raise RequestRejected(
+            f"Last frame is not supported when the total image count exceeds {O3_I2V_MAX_IMAGES_WITH_LAST_FRAME}",
+            param="image_end",
+        )
+    if "image_start" in body and n_elements > O3_I2V_MAX_ELEMENTS_WITH_FIRST_FRAME:
+        raise RequestRejected(
+            f"At most {O3_I2V_MAX_ELEMENTS_WITH_FIRST_FRAME} elements are allowed with a first frame",
+            param="model_params.element_list",
+        )
+    if n_images + n_elements > O3_I2V_MAX_IMAGES_AND_ELEMENTS:
+        raise RequestRejected(
+            f"Image count + element count must be at most {O3_I2V_MAX_IMAGES_AND_ELEMENTS}", param="image_urls"
+        )
+    for text in texts:
+        for match in _IMAGE_PLACEHOLDER.finditer(text):
+            number = int(match.group(1))
+            if not 1 <= number <= n_images:
+                raise RequestRejected(
+                    f"{match.group(0)} refers to image {number} but the request has {n_images}", param="prompt"
+                )
+
+
+def _check_shots(shots: Any, duration: int, prompt_max: int | None = None) -> None:
     if not shots:
         raise RequestRejected("multi_prompt is required when shot_type is customize", param="model_params.multi_prompt")
+    if not isinstance(shots, list):
+        raise RequestRejected("multi_prompt must be a list of shots", param="model_params.multi_prompt")
+    if len(shots) > MAX_SHOTS:
+        raise RequestRejected(f"At most {MAX_SHOTS} shots are allowed", param="model_params.multi_prompt")
     total = 0
     for i, shot in enumerate(shots):
         where = f"model_params.multi_prompt[{i}]"
         if not isinstance(shot, dict):
             raise RequestRejected(f"{where} must be an object with index, prompt and duration", param=where)
+        text = shot.get("prompt")
+        if not isinstance(text, str):
+            raise RequestRejected(f"{where}.prompt must be a string", param=f"{where}.prompt")
+        if prompt_max is not None and len(text) > prompt_max:
+            raise RequestRejected(f"{where}.prompt must be at most {prompt_max} characters", param=f"{where}.prompt")
         if shot.get("index") != i + 1:
             raise RequestRejected(f"{where}.index must be {i + 1} (shots are numbered from 1)", param=f"{where}.index")
         raw = shot.get("duration")
