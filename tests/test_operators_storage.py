@@ -4,24 +4,32 @@ The DAGs live in tests/dags/kling_storage_dags.py and run with ``dag.test()`` ag
 simulator over loopback HTTP. ``s3://`` goes through Airflow's own object storage
 (``ObjectStoragePath`` + the Amazon provider's s3fs filesystem) to moto's standalone server,
 started in this process on a free loopback port. The test bucket keeps versions, so a test can
-tell not just what the final key holds but everything that was ever written to it.
+tell not just what the final key holds but everything that was ever written to it, and the server
+records every request it answered (method, key, query), so a test can tell how it was written.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import random
 import re
+import struct
+import threading
 import uuid
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, unquote
 
 import pytest
+from hook.support import MAX_ATTEMPTS, SimEnv, open_env, text_request
 
+from kling_provider.exceptions import KlingServerError
+from kling_provider.hooks.storage import _PART_SIZE, VerifiedWriter
 from kling_provider.testing import Fault
-from kling_provider.testing.media import mp4_info
+from kling_provider.testing.media import make_mp4, mp4_info
 
 DAGS = Path(__file__).parent / "dags"
 CONN_ID = "aws_moto"
@@ -32,24 +40,82 @@ pytestmark = [pytest.mark.usefixtures("airflow_db"), pytest.mark.kling_simulator
 # -- a loopback S3 ---------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="session")
-def moto_endpoint() -> Iterator[str]:
-    """moto's standalone S3 server on a free loopback port, for the whole session."""
-    from moto.server import ThreadedMotoServer
+@dataclass(frozen=True)
+class S3Request:
+    method: str
+    bucket: str
+    key: str
+    query: dict[str, list[str]]
+    copy_source: bool
 
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
+    @property
+    def operation(self) -> str:
+        """The S3 API operation, for the ones a write can use."""
+        q, m = self.query, self.method
+        if m == "POST" and "uploads" in q:
+            return "CreateMultipartUpload"
+        if m == "PUT" and "partNumber" in q:
+            return "UploadPartCopy" if self.copy_source else "UploadPart"
+        if m == "POST" and "uploadId" in q:
+            return "CompleteMultipartUpload"
+        if m == "DELETE" and "uploadId" in q:
+            return "AbortMultipartUpload"
+        if m == "PUT" and self.key:
+            return "CopyObject" if self.copy_source else "PutObject"
+        if m == "DELETE" and self.key:
+            return "DeleteObject"
+        return f"{m} {'object' if self.key else 'bucket'}"
+
+
+@dataclass
+class MotoServer:
+    """moto's S3 app behind werkzeug, as ``ThreadedMotoServer`` serves it, plus a request log."""
+
+    endpoint: str = ""
+    requests: list[S3Request] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def recording(self, app: Any) -> Any:
+        def record(environ: dict[str, Any], start_response: Any) -> Any:
+            bucket, _, key = unquote(environ.get("PATH_INFO", "")).lstrip("/").partition("/")
+            query = parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True)
+            request = S3Request(environ["REQUEST_METHOD"], bucket, key, query, "HTTP_X_AMZ_COPY_SOURCE" in environ)
+            with self._lock:
+                self.requests.append(request)
+            return app(environ, start_response)
+
+        return record
+
+
+@pytest.fixture(scope="session")
+def moto_server() -> Iterator[MotoServer]:
+    """moto's standalone S3 server on a free loopback port, for the whole session."""
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+    from werkzeug.serving import make_server
+
+    moto = MotoServer()
+    app = moto.recording(DomainDispatcherApplication(create_backend_app))
+    server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=MotoRequestHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    moto.endpoint = f"http://127.0.0.1:{server.server_address[1]}"
     try:
-        yield f"http://{host}:{port}"
+        yield moto
     finally:
-        server.stop()
+        server.shutdown()
+        thread.join()
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint(moto_server: MotoServer) -> str:
+    return moto_server.endpoint
 
 
 @dataclass(frozen=True)
 class S3Bucket:
     name: str
     client: Any  # a boto3 S3 client on the loopback server
+    server: MotoServer
 
     def keys(self) -> list[str]:
         listing = self.client.list_objects_v2(Bucket=self.name)
@@ -64,21 +130,33 @@ class S3Bucket:
     def read(self, key: str) -> bytes:
         return bytes(self.client.get_object(Bucket=self.name, Key=key)["Body"].read())
 
+    def uploads(self) -> list[dict[str, Any]]:
+        """Multipart uploads begun and neither completed nor aborted."""
+        return list(self.client.list_multipart_uploads(Bucket=self.name).get("Uploads", []))
+
+    def writes(self) -> list[tuple[str, str]]:
+        """(operation, key) of every request that changed an object in this bucket, in order."""
+        return [
+            (r.operation, r.key)
+            for r in list(self.server.requests)
+            if r.bucket == self.name and r.key and r.method in ("PUT", "POST", "DELETE")
+        ]
+
 
 @pytest.fixture
-def s3_bucket(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[S3Bucket]:
+def s3_bucket(moto_server: MotoServer, monkeypatch: pytest.MonkeyPatch) -> Iterator[S3Bucket]:
     """A fresh versioned bucket, and the Airflow connection ``aws_moto`` pointing at the server."""
     import boto3
     from airflow.sdk.io.store import _STORE_CACHE
 
-    extra = {"endpoint_url": moto_endpoint, "region_name": "us-east-1"}
+    extra = {"endpoint_url": moto_server.endpoint, "region_name": "us-east-1"}
     monkeypatch.setenv(
         f"AIRFLOW_CONN_{CONN_ID.upper()}",
         json.dumps({"conn_type": "aws", "login": "testing", "password": "testing", "extra": extra}),
     )
     client = boto3.client(
         "s3",
-        endpoint_url=moto_endpoint,
+        endpoint_url=moto_server.endpoint,
         region_name="us-east-1",
         aws_access_key_id="testing",
         aws_secret_access_key="testing",
@@ -88,7 +166,7 @@ def s3_bucket(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[S
     client.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
     # Airflow caches one filesystem per (protocol, connection) for the process: start clean.
     _STORE_CACHE.pop(f"s3-{CONN_ID}", None)
-    yield S3Bucket(name, client)
+    yield S3Bucket(name, client, moto_server)
     _STORE_CACHE.pop(f"s3-{CONN_ID}", None)
 
 
@@ -156,12 +234,12 @@ def test_s3_output_is_saved_through_object_storage(kling_connection: Any, s3_buc
     expected = served_video(kling_connection.sim)
     assert len(body) == len(expected) and body == expected
     assert body[4:8] == b"ftyp"
-    assert s3_bucket.keys() == [key], "no .part- objects left behind"
-    # The final key was written exactly once, whole: never a partial object under that name.
-    (version,) = s3_bucket.versions(key)
-    assert version["Size"] == len(expected)
-    parts = [v for v in s3_bucket.versions() if v["Key"] != key]
-    assert parts and all(re.fullmatch(rf"{run.ds}/\.v\.mp4\.part-[0-9a-f]{{12}}", v["Key"]) for v in parts)
+    # The final key was written exactly once, whole, and nothing else ever was (no part objects):
+    # one multipart upload straight to the key, completed after the checks.
+    (version,) = s3_bucket.versions()
+    assert version["Key"] == key and version["Size"] == len(expected)
+    assert [op for op, _ in s3_bucket.writes()] == ["CreateMultipartUpload", "UploadPart", "CompleteMultipartUpload"]
+    assert s3_bucket.uploads() == []
     assert posts(kling_connection.sim) == 1
     # The extra link still opens the generated video, not the saved copy.
     assert result["video_url"].startswith(kling_connection.base_url + "/files/results/")
@@ -177,9 +255,143 @@ def test_interrupted_download_still_ends_with_a_complete_object(kling_connection
     assert s3_bucket.read(key) == expected
     assert kling_connection.sim.count(phase="download") == 2
     assert s3_bucket.keys() == [key]
-    (version,) = s3_bucket.versions(key)
-    assert version["Size"] == len(expected)
+    (version,) = s3_bucket.versions()
+    assert version["Key"] == key and version["Size"] == len(expected)
+    assert s3_bucket.uploads() == []
     assert posts(kling_connection.sim) == 1
+
+
+# -- s3:// straight to the final key: a multipart upload completed only after the checks ------
+
+#: A playable MP4 padded with a ``free`` box (ISO/IEC 14496-12, 8.1.2) of random bytes to 2.5
+#: parts, so the upload has several parts and a drop (half the body) comes after the first one.
+#: Random, not zeros: parts stored out of order would not compare equal.
+_PAD = int(2.5 * _PART_SIZE)
+BIG_VIDEO = make_mp4(1280, 720, 5.0) + struct.pack(">I4s", 8 + _PAD, b"free") + random.Random(4).randbytes(_PAD)
+
+
+@pytest.fixture
+def big_video_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[SimEnv]:
+    """The simulator over loopback HTTP, serving :data:`BIG_VIDEO` as every result."""
+    with open_env("loopback", monkeypatch) as env:
+        monkeypatch.setattr(env.sim, "_video", lambda width, height, duration: BIG_VIDEO)
+        yield env
+
+
+def _video_link(env: SimEnv) -> str:
+    hook = env.hook()
+    task = hook.submit(text_request())
+    env.finish(task.id)
+    url = hook.get_task(task.id).video_url
+    assert url is not None
+    return url
+
+
+def test_s3_download_is_one_multipart_upload_byte_identical(big_video_env: SimEnv, s3_bucket: S3Bucket) -> None:
+    url = _video_link(big_video_env)
+    saved = big_video_env.hook().download(url, f"s3://{s3_bucket.name}/clips/v.mp4", conn_id=CONN_ID)
+    assert saved.uri == f"s3://{s3_bucket.name}/clips/v.mp4" and saved.size == len(BIG_VIDEO)
+    assert s3_bucket.read("clips/v.mp4") == BIG_VIDEO
+    key = "clips/v.mp4"
+    assert s3_bucket.writes() == [
+        ("CreateMultipartUpload", key),
+        ("UploadPart", key),
+        ("UploadPart", key),
+        ("UploadPart", key),
+        ("CompleteMultipartUpload", key),
+    ], "written once, to the final key: no part object, no copy"
+    (version,) = s3_bucket.versions()
+    assert version["Key"] == key and version["Size"] == len(BIG_VIDEO)
+    assert s3_bucket.uploads() == []
+
+
+def test_s3_download_dropped_mid_stream_aborts_every_upload(big_video_env: SimEnv, s3_bucket: S3Bucket) -> None:
+    url = _video_link(big_video_env)
+    big_video_env.sim.faults.add(Fault(phase="download", kind="drop", rate=1.0))  # half the body, every time
+    with pytest.raises(KlingServerError, match=rf"interrupted .* \(gave up after {MAX_ATTEMPTS} attempts\)"):
+        big_video_env.hook().download(url, f"s3://{s3_bucket.name}/clips/v.mp4", conn_id=CONN_ID)
+    assert big_video_env.sim.count(phase="download") == MAX_ATTEMPTS
+    key = "clips/v.mp4"
+    # Each attempt had sent a part to the final key when the connection broke; each was aborted.
+    attempt = [("CreateMultipartUpload", key), ("UploadPart", key), ("AbortMultipartUpload", key)]
+    assert s3_bucket.writes() == attempt * MAX_ATTEMPTS
+    assert s3_bucket.uploads() == [], "an incomplete multipart upload was left behind"
+    assert s3_bucket.keys() == [] and s3_bucket.versions() == [], "something appeared at the key"
+
+
+def test_s3_download_recovers_from_a_drop_with_one_object(big_video_env: SimEnv, s3_bucket: S3Bucket) -> None:
+    url = _video_link(big_video_env)
+    big_video_env.sim.faults.add(Fault(phase="download", kind="drop", times=1))
+    big_video_env.hook().download(url, f"s3://{s3_bucket.name}/v.mp4", conn_id=CONN_ID)
+    assert s3_bucket.read("v.mp4") == BIG_VIDEO
+    ops = [op for op, _ in s3_bucket.writes()]
+    assert ops == ["CreateMultipartUpload", "UploadPart", "AbortMultipartUpload", "CreateMultipartUpload"] + [
+        "UploadPart"
+    ] * 3 + ["CompleteMultipartUpload"]
+    assert len(s3_bucket.versions()) == 1 and s3_bucket.uploads() == []
+
+
+def _chunks(data: bytes, size: int = 1 << 20) -> Iterable[bytes]:
+    return (data[i : i + size] for i in range(0, len(data), size))
+
+
+@pytest.mark.parametrize(
+    ("body", "announced", "error"),
+    [
+        pytest.param(BIG_VIDEO[:-1], len(BIG_VIDEO), "incomplete", id="short"),
+        pytest.param(b"<html>" + BIG_VIDEO[6:], len(BIG_VIDEO), "not an MP4", id="not-mp4"),
+        pytest.param(BIG_VIDEO + b"x", len(BIG_VIDEO), "more than the announced", id="too-long"),
+    ],
+)
+def test_s3_a_failed_check_publishes_nothing(s3_bucket: S3Bucket, body: bytes, announced: int, error: str) -> None:
+    """Size and header are checked after the last part went up, before the upload is completed."""
+    from airflow.sdk import ObjectStoragePath
+
+    writer = VerifiedWriter(ObjectStoragePath(f"s3://{s3_bucket.name}/v.mp4", conn_id=CONN_ID), announced)
+    with pytest.raises(KlingServerError, match=error):
+        writer.write_all(_chunks(body))
+        writer.commit()
+    ops = [op for op, _ in s3_bucket.writes()]
+    assert ops[0] == "CreateMultipartUpload" and ops.count("UploadPart") >= 2, "the parts had gone up"
+    assert ops[-1] == "AbortMultipartUpload" and "CompleteMultipartUpload" not in ops
+    assert s3_bucket.uploads() == [] and s3_bucket.versions() == []
+
+
+def test_s3_an_upload_a_killed_worker_left_is_invisible(s3_bucket: S3Bucket) -> None:
+    """A SIGKILL runs no ``finally``: the upload stays open, and nothing shows at the key. The
+    bucket's AbortIncompleteMultipartUpload lifecycle rule removes it (docs/reliability.md)."""
+    from airflow.sdk import ObjectStoragePath
+
+    writer = VerifiedWriter(ObjectStoragePath(f"s3://{s3_bucket.name}/v.mp4", conn_id=CONN_ID), len(BIG_VIDEO))
+    writer.write_all(_chunks(BIG_VIDEO))  # every byte sent; the worker dies before commit()
+    assert s3_bucket.keys() == [] and s3_bucket.versions() == []
+    (upload,) = s3_bucket.uploads()
+    assert upload["Key"] == "v.mp4"
+    parts = s3_bucket.client.list_parts(Bucket=s3_bucket.name, Key="v.mp4", UploadId=upload["UploadId"])["Parts"]
+    assert sum(p["Size"] for p in parts) == len(BIG_VIDEO)
+    writer.discard()
+    assert s3_bucket.uploads() == []
+
+
+def test_other_object_stores_keep_the_part_file_and_rename() -> None:
+    """Stores not known to hide uncommitted writes (here fsspec's in-memory one, through
+    universal-pathlib as ObjectStoragePath is) get a hidden part object, then a rename."""
+    from upath import UPath
+
+    store = UPath(f"memory:///kling-{uuid.uuid4().hex[:8]}/clips")
+    writer = VerifiedWriter(store / "v.mp4", len(BIG_VIDEO))
+    assert not writer.staged
+    writer.write_all(_chunks(BIG_VIDEO))
+    assert [p.name for p in store.iterdir()] == [writer.part.name], "the bytes wait in the part object"
+    writer.commit()
+    assert [p.name for p in store.iterdir()] == ["v.mp4"]
+    assert (store / "v.mp4").read_bytes() == BIG_VIDEO
+
+    failed = VerifiedWriter(store / "w.mp4", len(BIG_VIDEO))
+    with pytest.raises(KlingServerError, match="incomplete"):
+        failed.write_all(_chunks(BIG_VIDEO[:-1]))
+        failed.commit()
+    assert [p.name for p in store.iterdir()] == ["v.mp4"]
 
 
 # The link is signed to expire a minute before the task even completes: dead on first sight.
@@ -194,6 +406,7 @@ def test_expired_link_fails_the_task_and_leaves_no_object(
     output = caplog.text + "".join(capfd.readouterr())
     assert re.search(r"no longer serves the video: HTTP 403 \(it expired at \d{4}-\d\d-\d\dT", output), output[-3000:]
     assert s3_bucket.versions() == [], "nothing was ever written to the bucket"
+    assert s3_bucket.writes() == [] and s3_bucket.uploads() == []
     assert kling_connection.sim.count(phase="download", status=403) == 1, "an expired link is not retried"
     assert posts(kling_connection.sim) == 1
 
