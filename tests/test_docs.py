@@ -95,6 +95,7 @@ def test_the_readme_links_the_guides() -> None:
         "docs/cost.md",
         "docs/reliability.md",
         "docs/troubleshooting.md",
+        "docs/lineage.md",
     ]
     for link in guides:
         assert (DOCS.parent / link).is_file(), link

@@ -45,6 +45,7 @@ from kling_provider.exceptions import (
 )
 
 if TYPE_CHECKING:
+    from airflow.providers.openlineage.extractors import OperatorLineage
     from airflow.sdk import Context
 
     from kling_provider.hooks.kling import KlingHook
@@ -125,6 +126,11 @@ class _KlingOperatorBase(BaseOperator):
     image_fields: ClassVar[Sequence[str]] = ()
 
     ui_color = "#f3e8ff"
+
+    # What the OpenLineage methods report, remembered as the task runs (on this try's instance).
+    _lineage_task: Task | None = None
+    _lineage_result: dict[str, Any] | None = None
+    _lineage_estimate: CostEstimate | None = None
 
     def __init__(
         self,
@@ -241,6 +247,7 @@ class _KlingOperatorBase(BaseOperator):
             request = self._request(kwargs, images_as_placeholders=False)
             submitted_at = time.time()
             task = self._submit(hook, request)
+            self._lineage_task, self._lineage_estimate = task, estimate
             store.save(RemoteTask(task.id, submitted_at, request.model))
             self.log.info(
                 "Submitted EvoLink task %s (%s credits reserved, about %s s to go)",
@@ -391,6 +398,7 @@ class _KlingOperatorBase(BaseOperator):
 
         from kling_provider.operators.state import state_store_for
 
+        self._lineage_task, self._lineage_estimate = task, estimate
         if task.status.value != "completed":
             code = task.error.code if task.error else None
             reason = (task.error.message if task.error else None) or "no reason given"
@@ -412,6 +420,7 @@ class _KlingOperatorBase(BaseOperator):
             estimate = estimate_cost(self._request(self.request_arguments(), images_as_placeholders=True))
         saved = self.save_output(context, task, observed_at or time.time())
         result = self.build_result(task, saved, estimate)
+        self._lineage_estimate, self._lineage_result = estimate, result
         if result.get("video_url"):
             context["ti"].xcom_push(key=VIDEO_URL_XCOM_KEY, value=result["video_url"])
         state_store_for(context).clear()
@@ -419,6 +428,23 @@ class _KlingOperatorBase(BaseOperator):
 
     def save_output(self, context: Context, task: Task, observed_at: float) -> str | None:
         return None
+
+    # -- OpenLineage: the provider calls these; nothing of it is imported unless it does ----------
+
+    def get_openlineage_facets_on_start(self) -> OperatorLineage:
+        from kling_provider.operators.lineage import lineage_on_start
+
+        return lineage_on_start(self)
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> OperatorLineage:
+        from kling_provider.operators.lineage import lineage_on_complete
+
+        return lineage_on_complete(self)
+
+    def get_openlineage_facets_on_failure(self, task_instance: Any) -> OperatorLineage:
+        from kling_provider.operators.lineage import lineage_on_failure
+
+        return lineage_on_failure(self)
 
 
 #: Longest wait an operator accepts: far beyond any generation, and safe to add to a timestamp.

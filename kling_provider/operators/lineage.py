@@ -1,0 +1,216 @@
+"""OpenLineage for the Kling operators: what a generation read, what it wrote, what it cost.
+
+Only the operators' ``get_openlineage_facets_on_*`` methods import this module, and only the
+OpenLineage provider calls those: the OpenLineage client it needs is never a requirement of
+this provider. Dataset names follow https://openlineage.io/docs/spec/naming:
+
+========================================  ==========================  ============================
+source or target                          namespace                   name
+========================================  ==========================  ============================
+local path, ``file://`` URI               ``file://{worker host}``    the absolute path
+``s3://bucket/key`` (any object store)    ``s3://bucket``             ``key``
+``https://host/path?query`` (an image)    ``https://host``            ``path`` (no query)
+an element (``element_id``)               ``evolink://{API host}``    ``elements/{element_id}``
+========================================  ==========================  ============================
+
+Images given as bytes have no name, so no dataset. See docs/lineage.md for the decisions.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from attrs import define
+from openlineage.client.event_v2 import Dataset
+from openlineage.client.facet_v2 import RunFacet
+
+from kling_provider import __version__
+
+if TYPE_CHECKING:
+    from airflow.providers.openlineage.extractors import OperatorLineage
+
+    from kling_provider.operators.base import _KlingOperatorBase
+
+log = logging.getLogger(__name__)
+
+#: The run facet's key: producer-prefixed, as OpenLineage asks of custom facets.
+FACET_NAME = "kling_task"
+#: Who wrote the facet (OpenLineage's ``_producer``: a URI naming the producer and its version).
+PRODUCER = f"https://pypi.org/project/airflow-provider-kling/{__version__}/"
+#: ``gcs://`` is another spelling of ``gs://``; OpenLineage names GCS datasets ``gs://``.
+_SCHEME_ALIASES = {"gcs": "gs", "s3a": "s3", "s3n": "s3"}
+
+
+@define
+class KlingTaskRunFacet(RunFacet):
+    """The EvoLink task behind an Airflow run: which one, what it cost, what it made.
+
+    ``creditsReserved`` is EvoLink's own figure for the task (the bill); ``estimatedCredits`` and
+    ``estimatedUsd`` are this provider's forecast (None where no price is published). EvoLink
+    reports no separate "charged" amount.
+    """
+
+    taskId: str
+    model: str | None = None
+    status: str | None = None
+    estimatedCredits: float | None = None
+    estimatedUsd: float | None = None
+    creditsReserved: float | None = None
+    outputUri: str | None = None
+    videoUrl: str | None = None
+    videoUrlExpiresAt: str | None = None
+    elementId: str | None = None
+    errorCode: str | None = None
+
+    # Ids, figures and locations, no secrets: the OpenLineage secrets masker may leave them be.
+    _additional_skip_redact = ["taskId", "model", "status", "outputUri", "elementId", "errorCode"]
+
+
+def lineage_on_start(op: _KlingOperatorBase) -> OperatorLineage:
+    """Before submitting: the inputs, and the output the video will be saved to."""
+    from airflow.providers.openlineage.extractors import OperatorLineage
+
+    output = dataset_for(getattr(op, "output_uri", None))
+    return OperatorLineage(inputs=input_datasets(op), outputs=[output] if output else [])
+
+
+def lineage_on_complete(op: _KlingOperatorBase) -> OperatorLineage:
+    """After success: inputs, what was written (the saved video, or the new element) and the task."""
+    from airflow.providers.openlineage.extractors import OperatorLineage
+
+    result = op._lineage_result or {}
+    outputs: list[Dataset] = []
+    if result.get("element_id"):
+        outputs.append(element_dataset(str(result["element_id"]), op.kling_conn_id))
+    elif (saved := dataset_for(result.get("output_uri"))) is not None:
+        outputs.append(saved)
+    facet = run_facet(op)
+    return OperatorLineage(inputs=input_datasets(op), outputs=outputs, run_facets={FACET_NAME: facet} if facet else {})
+
+
+def lineage_on_failure(op: _KlingOperatorBase) -> OperatorLineage:
+    """After a failure: the inputs, and the EvoLink task if one was created (nothing was written)."""
+    from airflow.providers.openlineage.extractors import OperatorLineage
+
+    facet = run_facet(op)
+    return OperatorLineage(inputs=input_datasets(op), run_facets={FACET_NAME: facet} if facet else {})
+
+
+def run_facet(op: _KlingOperatorBase) -> KlingTaskRunFacet | None:
+    """The task the operator last knew of (None before anything was submitted)."""
+    task, result, estimate = op._lineage_task, op._lineage_result or {}, op._lineage_estimate
+    if task is None:
+        return None
+    return KlingTaskRunFacet(
+        producer=PRODUCER,
+        taskId=task.id,
+        model=task.model or (estimate.model if estimate else None),
+        status=task.status.value,
+        estimatedCredits=estimate.credits if estimate else None,
+        estimatedUsd=estimate.usd if estimate else None,
+        creditsReserved=task.usage.credits_reserved if task.usage else None,
+        outputUri=result.get("output_uri"),
+        videoUrl=result.get("video_url"),
+        videoUrlExpiresAt=result.get("expires_at"),
+        elementId=result.get("element_id"),
+        errorCode=task.error.code if task.error else None,
+    )
+
+
+def input_datasets(op: _KlingOperatorBase) -> list[Dataset]:
+    """Images (and a reference video) as the user named them, not as uploaded; elements used."""
+    sources: list[Any] = []
+    for name in (*op.image_fields, "refer_video"):
+        value = getattr(op, name, None)
+        sources.extend(value if isinstance(value, list | tuple) else [value])
+    datasets = [found for source in sources if (found := dataset_for(source)) is not None]
+    elements = [e for e in _as_list(getattr(op, "elements", None)) if isinstance(e, str) and e.strip()]
+    datasets += [element_dataset(element, op.kling_conn_id) for element in elements]
+    return _unique(datasets)
+
+
+def dataset_for(source: Any) -> Dataset | None:
+    """A path, URI, URL or ObjectStoragePath as an OpenLineage dataset; None if it names nothing."""
+    if source is None or isinstance(source, bytes | bytearray | memoryview):
+        return None
+    if not isinstance(source, str) and hasattr(source, "protocol"):  # ObjectStoragePath (not PathLike on 3.1+)
+        from kling_provider.hooks.storage import destination_uri
+
+        source = destination_uri(source)
+    if isinstance(source, os.PathLike):
+        source = os.fspath(source)
+    if not isinstance(source, str) or not source.strip():
+        return None
+    text = source.strip()
+    if "://" not in text:
+        return _local_file(text)
+    parts = urlsplit(text)
+    scheme = parts.scheme.lower()
+    if scheme == "file":
+        if parts.netloc in ("", "localhost"):
+            return _local_file(parts.path)
+        return Dataset(namespace=f"file://{parts.netloc}", name=parts.path)
+    host = parts.hostname or ""
+    if not host:
+        return None
+    if scheme in ("http", "https"):
+        authority = f"{host}:{parts.port}" if parts.port else host
+        return Dataset(namespace=f"{scheme}://{authority}", name=parts.path.lstrip("/") or "/")
+    # Object storage: the bucket is the namespace, the key the name. Any user info is the
+    # Airflow connection id ObjectStoragePath embeds (s3://aws_default@bucket/key), not the place.
+    return Dataset(namespace=f"{_SCHEME_ALIASES.get(scheme, scheme)}://{host}", name=parts.path.lstrip("/") or "/")
+
+
+def element_dataset(element_id: str, kling_conn_id: str) -> Dataset:
+    """An element lives in the EvoLink account behind the connection: its API host is the namespace."""
+    return Dataset(namespace=f"evolink://{_api_host(kling_conn_id)}", name=f"elements/{element_id}")
+
+
+def _api_host(kling_conn_id: str) -> str:
+    """host[:port] of the connection's API (the EvoLink default when the connection cannot be read)."""
+    from kling_provider.hooks.connection import DEFAULT_API_HOST
+
+    try:
+        from kling_provider.hooks.kling import KlingHook
+
+        base = KlingHook(kling_conn_id).settings.api_base_url
+    except Exception:  # lineage must never fail a task, nor hide its other datasets
+        log.warning("OpenLineage: cannot read connection %r; naming elements after %s", kling_conn_id, DEFAULT_API_HOST)
+        base = DEFAULT_API_HOST
+    return urlsplit(base).netloc
+
+
+def _local_file(path: str) -> Dataset:
+    """A worker's file: the host is part of the name, the same path elsewhere is another file."""
+    return Dataset(namespace=f"file://{_hostname()}", name=str(Path(path).expanduser().resolve()))
+
+
+def _hostname() -> str:
+    """The host name Airflow records for the task instance ([core] hostname_callable)."""
+    try:
+        from airflow.sdk.api.client import get_hostname
+    except ImportError:  # Airflow 3.0: only airflow.utils.net has it
+        from airflow.utils.net import get_hostname
+    return str(get_hostname())
+
+
+def _as_list(value: Any) -> list[Any]:
+    if value is None:
+        return []
+    return list(value) if isinstance(value, list | tuple) else [value]
+
+
+def _unique(datasets: Iterable[Dataset]) -> list[Dataset]:
+    """In order, each (namespace, name) once: start and end frame may be the same image."""
+    seen: set[tuple[str, str]] = set()
+    out = []
+    for dataset in datasets:
+        if (dataset.namespace, dataset.name) not in seen:
+            seen.add((dataset.namespace, dataset.name))
+            out.append(dataset)
+    return out
