@@ -2,8 +2,11 @@
 
 Each component is its own process group on a throwaway ``AIRFLOW_HOME`` (SQLite, LocalExecutor),
 so a test can kill one (a triggerer, a task process) and start it again. The REST API is
-reached without login (simple auth manager, everyone admin); the metadata database is read
-directly (read-only) for what the API does not show, such as the ``trigger`` table.
+reached without login (simple auth manager, everyone admin) unless the cluster is given a
+``login``: then the simple auth manager knows that one admin user and password (the real login
+page, as a user sees it) and :attr:`AirflowCluster.api` sends a token obtained with them. The
+metadata database is read directly (read-only) for what the API does not show, such as the
+``trigger`` table.
 
 Waiting is always polling with a deadline (:func:`wait_for`); every component writes its
 output to a file under ``<root>/component-logs`` and :meth:`AirflowCluster.diagnostics`
@@ -22,7 +25,7 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any, TypeVar
 from urllib.parse import quote
@@ -86,6 +89,8 @@ class AirflowCluster:
     :param connections: connection id -> JSON connection (``AIRFLOW_CONN_<ID>``), seen by every
         component and every task.
     :param extra_env: more environment (``AIRFLOW__SECTION__KEY``) on top of the defaults.
+    :param login: ``(username, password)`` of an admin user: the API and UI require a login
+        (without it, everyone is admin and nothing asks for one).
     """
 
     def __init__(
@@ -94,6 +99,7 @@ class AirflowCluster:
         *,
         connections: Mapping[str, Mapping[str, Any]] | None = None,
         extra_env: Mapping[str, str] | None = None,
+        login: tuple[str, str] | None = None,
     ) -> None:
         self.root = root
         self.home = root / "airflow-home"
@@ -105,6 +111,7 @@ class AirflowCluster:
         self.api_port = free_port()
         self.base_url = f"http://127.0.0.1:{self.api_port}"
         self.fernet_key = Fernet.generate_key().decode()
+        self.login = login
         self.env = self._environment(connections or {}, extra_env or {})
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
         #: Every log file a component wrote, oldest first (a restart starts a new file).
@@ -153,6 +160,15 @@ class AirflowCluster:
                 "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "60",
             }
         )
+        if self.login is not None:
+            # The simple auth manager reads its users from config and their passwords from a JSON
+            # file, generating a password only for a user the file does not list.
+            username, password = self.login
+            passwords_file = self.home / "simple_auth_manager_passwords.json"
+            passwords_file.write_text(json.dumps({username: password}) + "\n")
+            env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS"] = "False"
+            env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS"] = f"{username}:admin"
+            env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"] = str(passwords_file)
         for conn_id, value in connections.items():
             env[f"AIRFLOW_CONN_{conn_id.upper()}"] = json.dumps(dict(value))
         env.update(extra)
@@ -302,8 +318,10 @@ class AirflowCluster:
 
     @property
     def api(self) -> httpx.Client:
+        """An HTTP client on the api-server (logged in as :attr:`login`'s user if there is one)."""
         if self._api is None:
-            self._api = httpx.Client(base_url=self.base_url, timeout=httpx.Timeout(30.0, connect=5.0))
+            auth = _TokenAuth(self.base_url, *self.login) if self.login is not None else None
+            self._api = httpx.Client(base_url=self.base_url, timeout=httpx.Timeout(30.0, connect=5.0), auth=auth)
         return self._api
 
     def _json(self, method: str, path: str, **kwargs: Any) -> Any:
@@ -468,6 +486,35 @@ class AirflowCluster:
     def task_log_files(self) -> list[Path]:
         """Task (and trigger) log files written under the home's ``logs`` folder."""
         return sorted((self.home / "logs").rglob("*.log")) if (self.home / "logs").exists() else []
+
+
+class _TokenAuth(httpx.Auth):
+    """A bearer token from the simple auth manager's ``POST /auth/token``, fetched on first use
+    and again when the API answers 401 (expired)."""
+
+    requires_response_body = True
+
+    def __init__(self, base_url: str, username: str, password: str) -> None:
+        self._url = f"{base_url}/auth/token"
+        self._credentials = {"username": username, "password": password}
+        self._token: str | None = None
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        for attempt in range(2):
+            if self._token is None or attempt:
+                response = yield httpx.Request("POST", self._url, json=self._credentials)
+                if response.status_code != 201:
+                    raise httpx.HTTPStatusError(
+                        f"login as {self._credentials['username']!r} failed: HTTP {response.status_code}: "
+                        f"{response.text[:500]}",
+                        request=response.request,
+                        response=response,
+                    )
+                self._token = str(response.json()["access_token"])
+            request.headers["Authorization"] = f"Bearer {self._token}"
+            answer = yield request
+            if answer.status_code != 401:
+                return
 
 
 def _signal_group(process: subprocess.Popen[bytes], sig: signal.Signals) -> None:
