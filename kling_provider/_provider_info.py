@@ -38,6 +38,11 @@ PROVIDER_INFO: dict[str, Any] = {
                     "description": "Request budget per minute for this key in one process (polls and submits).",
                     "schema": {"type": ["number", "null"], "default": 120},
                 },
+                "timeout": {
+                    "label": "HTTP timeout (seconds)",
+                    "description": "How long one request may wait for EvoLink to answer (connecting: 10 s at most).",
+                    "schema": {"type": ["number", "null"], "default": 30},
+                },
             },
         }
     ],

@@ -100,7 +100,7 @@ def test_the_ui_shows_the_kling_form_on_this_airflow(fab_stand_ins: None, monkey
     [kling] = [meta for meta in metadata if meta.connection_type == "kling"]
     assert kling.hook_class_name == "kling_provider.hooks.kling.KlingHook"
     extra = {name: dict(value) for name, value in (kling.extra_fields or {}).items()}
-    assert set(extra) == {"files_host", "rate_limit_rpm"}, extra
+    assert set(extra) == {"files_host", "rate_limit_rpm", "timeout"}, extra
     assert extra["files_host"]["schema"]["title"] == "Files host"
     standard = kling.standard_fields
     assert standard is not None and standard.password is not None and standard.password.title == "API key"
