@@ -37,11 +37,27 @@ _KLING_V3_RATES: dict[tuple[str, bool], Rate] = {
     ("1080p", True): Rate(Decimal("2.0"), Decimal("10.8"), Decimal("0.150")),
 }
 
-#: Model name -> (quality, sound) -> rate. Turbo and O3 are priced differently and are absent
-#: until their prices are checked, so they come out as "unknown", not as v3's price.
+#: Model name -> (quality, sound) -> rate. Turbo and O3 are absent: their OpenAPI documents give
+#: no price (only an example ``usage`` block), so they come out as "unknown", not as v3's price.
 PRICE_TABLES: dict[str, dict[tuple[str, bool], Rate]] = {
     "kling-v3-text-to-video": _KLING_V3_RATES,
     "kling-v3-image-to-video": _KLING_V3_RATES,
+}
+
+_TURBO_UNPUBLISHED = "EvoLink publishes no price for {model} (neither its API document nor the Kling 3.0 price table)"
+# The o3 documents' example usage ("per_call", 7 credits for 9 s) is an example, not a price.
+_O3_UNPUBLISHED = (
+    "EvoLink publishes no price for {model}: the product page only says O3's pricing factors differ from Kling 3.0's"
+)
+#: Why a model has no estimate, where the documents were checked and found to give no price.
+_UNPUBLISHED_REASONS = {
+    model: reason.format(model=model)
+    for model, reason in {
+        "kling-v3-turbo-text-to-video": _TURBO_UNPUBLISHED,
+        "kling-v3-turbo-image-to-video": _TURBO_UNPUBLISHED,
+        "kling-o3-text-to-video": _O3_UNPUBLISHED,
+        "kling-o3-image-to-video": _O3_UNPUBLISHED,
+    }.items()
 }
 
 _PER_CALL_UNPUBLISHED = {
@@ -119,7 +135,7 @@ def estimate(request: KlingRequest) -> CostEstimate:
         if model in PRICE_TABLES:
             note = f"{request.quality} pricing is not published"
         else:
-            note = f"no published price for {model}"
+            note = _UNPUBLISHED_REASONS.get(model, f"no published price for {model}")
         return CostEstimate(
             model,
             None,

@@ -222,6 +222,17 @@ def test_vendored_documents_are_identical_to_the_shared_ones() -> None:
         assert (SHARED_OPENAPI / name).read_bytes() == (VENDORED_OPENAPI / name).read_bytes(), name
 
 
+@pytest.mark.parametrize("model", list(REQUEST_MODELS))
+def test_every_model_document_ships_with_the_simulator(model: str) -> None:
+    """The simulator validates from the package's own copy: each model's must be there (and in the
+    wheel: ``testing/openapi/*.json`` is package data)."""
+    from kling_provider.testing.validation import SUPPORTED_MODELS, _validator
+
+    assert (VENDORED_OPENAPI / f"{model}.json").is_file()
+    assert model in SUPPORTED_MODELS
+    assert _validator(model).schema["components"]["schemas"]
+
+
 def _examples() -> Iterator[tuple[str, str, dict[str, Any]]]:
     for model in REQUEST_MODELS:
         content = document(model)["paths"][CREATE_PATH]["post"]["requestBody"]["content"]["application/json"]

@@ -89,8 +89,103 @@ def test_templated_list_keeps_its_length_for_placeholder_rules() -> None:
 
 
 def test_image_to_video_rejects_aspect_ratio_and_unknown_arguments() -> None:
-    with pytest.raises(TypeError):
+    with pytest.raises(KlingValidationError, match="aspect_ratio: not accepted by kling-v3-image-to-video"):
         KlingImageToVideoOperator(task_id="i", image_start="https://example.com/a.png", aspect_ratio="16:9")
+    with pytest.raises(TypeError):
+        KlingImageToVideoOperator(task_id="i", image_start="https://example.com/a.png", aspect="16:9")
+
+
+IMG = "https://example.com/a.png"
+
+
+@pytest.mark.parametrize(
+    ("operator", "kwargs", "rule"),
+    [
+        # a model of the other family: named, with where it belongs
+        (KlingTextToVideoOperator, {"model": "kling-o3-image-to-video", "prompt": "x"}, "an image-to-video model"),
+        (KlingImageToVideoOperator, {"model": "kling-v3-turbo-text-to-video", "image_start": IMG}, "text-to-video"),
+        (KlingTextToVideoOperator, {"model": "kling-v4", "prompt": "x"}, "model: must be one of"),
+        # each model's own rules
+        (
+            KlingTextToVideoOperator,
+            {"model": "kling-v3-turbo-text-to-video", "prompt": "x", "quality": "4k"},
+            "quality: must be one of '720p', '1080p' for kling-v3-turbo-text-to-video (got '4k')",
+        ),
+        (
+            KlingTextToVideoOperator,
+            {"model": "kling-v3-turbo-text-to-video", "prompt": "x", "sound": True},
+            "sound: kling-v3-turbo-text-to-video makes silent videos",
+        ),
+        (
+            KlingTextToVideoOperator,
+            {"model": "kling-o3-text-to-video", "prompt": "x", "negative_prompt": "{{ params.n }}"},
+            "negative_prompt: not accepted by kling-o3-text-to-video",
+        ),
+        (KlingTextToVideoOperator, {"prompt": "x", "elements": ["1"]}, "elements: kling-v3-text-to-video takes no"),
+        (
+            KlingImageToVideoOperator,
+            {"model": "kling-v3-turbo-image-to-video", "image_start": IMG, "image_end": "s3://b/end.png"},
+            "image_end: not accepted by kling-v3-turbo-image-to-video",
+        ),
+        (
+            KlingImageToVideoOperator,
+            {
+                "model": "kling-o3-image-to-video",
+                "prompt": "x",
+                "image_start": IMG,
+                "image_end": IMG,
+                "image_urls": ["{{ params.ref }}"],
+            },
+            "image_end: kling-o3-image-to-video takes no last frame when there are more than 2 images",
+        ),
+        (
+            KlingImageToVideoOperator,
+            {"model": "kling-o3-image-to-video", "prompt": "<<<image_3>>>", "image_urls": ["{{ a }}", "/data/b.png"]},
+            "refers to an image that does not exist (2 images are given",
+        ),
+        (
+            KlingImageToVideoOperator,
+            {"model": "kling-o3-image-to-video", "image_start": IMG},
+            "prompt: required",
+        ),
+        (KlingImageToVideoOperator, {"prompt": "x"}, "image_start: is required"),
+        (
+            KlingTextToVideoOperator,
+            {"model": "kling-o3-text-to-video", "prompt": "x", "max_credits": 100},
+            "unknown",
+        ),
+    ],
+)
+def test_each_model_rules_fail_at_parse_time(
+    operator: type[Any], kwargs: dict[str, Any], rule: str, no_network_no_connections: list[str]
+) -> None:
+    with pytest.raises(KlingValidationError) as caught:
+        operator(task_id="t", **kwargs)
+    assert rule in str(caught.value)
+    assert no_network_no_connections == []
+
+
+def test_other_models_parse_with_templates(no_network_no_connections: list[str]) -> None:
+    turbo = KlingTextToVideoOperator(
+        task_id="turbo", model="kling-v3-turbo-text-to-video", prompt="{{ params.p }}", quality="1080p"
+    )
+    assert turbo.model == "kling-v3-turbo-text-to-video"
+    KlingTextToVideoOperator(
+        task_id="o3",
+        model="kling-o3-text-to-video",
+        prompt="<<<element_1>>> runs",
+        elements="{{ ti.xcom_pull(task_ids='e') }}",
+    )
+    KlingImageToVideoOperator(
+        task_id="o3i",
+        model="kling-o3-image-to-video",
+        prompt="<<<image_2>>> behind <<<image_1>>>",
+        image_start="s3://bucket/a.png",
+        image_urls=["{{ params.ref }}"],
+        aspect_ratio="9:16",
+    )
+    KlingImageToVideoOperator(task_id="ti", model="kling-v3-turbo-image-to-video", image_start="{{ params.img }}")
+    assert no_network_no_connections == []
 
 
 def test_two_hundred_operators_parse_without_network(no_network_no_connections: list[str]) -> None:

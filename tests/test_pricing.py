@@ -92,3 +92,21 @@ def test_estimate_is_frozen() -> None:
     assert isinstance(cost, CostEstimate)
     with pytest.raises(dataclasses.FrozenInstanceError):
         cost.credits = 0.0  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("cls", "kwargs", "why"),
+    [
+        (TextToVideoRequest, {"model": "kling-v3-turbo-text-to-video", "prompt": "x"}, "neither its API document"),
+        (ImageToVideoRequest, {"model": "kling-v3-turbo-image-to-video", "image_start": IMG}, "Kling 3.0 price table"),
+        (TextToVideoRequest, {"model": "kling-o3-text-to-video", "prompt": "x"}, "O3's pricing factors differ"),
+        (ImageToVideoRequest, {"model": "kling-o3-image-to-video", "prompt": "x", "image_start": IMG}, "O3's"),
+    ],
+)
+def test_turbo_and_o3_are_unknown_and_say_why(cls: type[KlingRequest], kwargs: dict[str, str], why: str) -> None:
+    cost = estimate(cls.build(**kwargs, duration=5, quality="720p"))
+    assert not cost.known and cost.credits is None and cost.usd is None
+    assert cost.billable_seconds == 5
+    assert why in cost.note and str(kwargs["model"]) in cost.note
+    assert cost.describe().startswith(f"cost unknown: EvoLink publishes no price for {kwargs['model']}")
+    assert cost.describe().endswith("(5 s at 720p, sound off)")

@@ -61,11 +61,16 @@ class _VideoOperator(_KlingOperatorBase):
         "prompt",
         "negative_prompt",
         "shots",
+        "elements",
         "callback_url",
         "output_uri",
         "output_conn_id",
     )
     operator_extra_links = (KlingVideoLink(),)
+    placeholders: ClassVar[dict[str, Any]] = {
+        "elements": ["element-1", "element-2", "element-3"],  # an XComArg: count unknown until run time
+        "elements[]": "element-placeholder-{i}",
+    }
 
     def __init__(
         self,
@@ -79,6 +84,7 @@ class _VideoOperator(_KlingOperatorBase):
         shot_type: str | None = None,
         shots: Sequence[Any] | None = None,
         watermark: bool | None = None,
+        elements: Sequence[str] | None = None,
         output_uri: str | None = None,
         output_conn_id: str | None = None,
         asset_alias: str | None = DEFAULT_ASSET_ALIAS,
@@ -101,6 +107,7 @@ class _VideoOperator(_KlingOperatorBase):
         self.shot_type = shot_type
         self.shots = list(shots) if isinstance(shots, list | tuple) else shots
         self.watermark = watermark
+        self.elements = elements
         self.output_uri = output_uri
         self.output_conn_id = output_conn_id
         self.asset_alias = asset_alias if output_uri is not None else None
@@ -124,6 +131,7 @@ class _VideoOperator(_KlingOperatorBase):
             "shot_type": shot_type,
             "shots": _empty_as_none(self.shots),
             "watermark": self.watermark,
+            "elements": _empty_as_none(self.elements),
             "callback_url": self.callback_url,
         }
 
@@ -197,12 +205,16 @@ class _VideoOperator(_KlingOperatorBase):
 
 
 class KlingTextToVideoOperator(_VideoOperator):
-    """Generate a video from a prompt (``kling-v3-text-to-video``).
+    """Generate a video from a prompt.
 
+    :param model: ``kling-v3-text-to-video`` (default), ``kling-v3-turbo-text-to-video`` or
+        ``kling-o3-text-to-video``; each model's own rules are checked (docs/operators/text_to_video.md).
     :param prompt: what to show (<= 2,500 characters; templated). Not used with customised shots.
     :param aspect_ratio: ``"16:9"``, ``"9:16"`` or ``"1:1"``.
     :param shots: customised multi-shot: ``[{"prompt": ..., "duration": 3}, ...]`` (1 to 6,
         durations adding up to ``duration``); implies ``multi_shot=True, shot_type="customize"``.
+        turbo gets them written into its prompt (``镜头 n, m, words;``).
+    :param elements: element ids for ``<<<element_N>>>`` (o3 only, up to 7).
     :param output_uri: where to save the MP4: local path or ``s3://``/``gs://``/... (templated).
     :param max_credits: refuse to submit when the estimate is higher.
     :param deferrable: wait in the triggerer (default: ``[operators] default_deferrable``).
@@ -222,39 +234,47 @@ class KlingTextToVideoOperator(_VideoOperator):
 
 
 class KlingImageToVideoOperator(_VideoOperator):
-    """Animate an image (``kling-v3-image-to-video``), optionally towards an end frame.
+    """Animate an image, optionally towards an end frame.
 
+    :param model: ``kling-v3-image-to-video`` (default), ``kling-v3-turbo-image-to-video`` or
+        ``kling-o3-image-to-video``; each model's own rules are checked (docs/operators/image_to_video.md).
     :param image_start: first frame: an https URL, a local path, or an object-storage
         path/URI (``s3://...``, read with ``image_conn_id``). Non-URLs are checked (JPG/PNG,
         <= 10 MB, >= 300 px, aspect 1:2.5..2.5:1) and uploaded through EvoLink's file API.
-    :param image_end: last frame, same forms; needs ``image_start``.
-    :param elements: up to 3 element ids (from :class:`KlingCreateElementOperator`), referred
-        to in prompts as ``<<<element_1>>>``...
+        Required except on o3 with ``image_urls``.
+    :param image_end: last frame, same forms; needs ``image_start`` (not on turbo).
+    :param image_urls: o3's reference images (``<<<image_N>>>`` in prompts), same forms.
+    :param aspect_ratio: o3 only; v3 and turbo follow the first frame.
+    :param elements: element ids (from :class:`KlingCreateElementOperator`), referred to in
+        prompts as ``<<<element_1>>>``...: up to 3 (not on turbo).
     """
 
     request_class = lazy_request_model("ImageToVideoRequest")
 
-    template_fields: Sequence[str] = (*_VideoOperator.template_fields, "image_start", "image_end", "elements")
-    image_fields: ClassVar[Sequence[str]] = ("image_start", "image_end")
+    template_fields: Sequence[str] = (*_VideoOperator.template_fields, "image_start", "image_end", "image_urls")
+    image_fields: ClassVar[Sequence[str]] = ("image_start", "image_end", "image_urls")
 
     def __init__(
         self,
         *,
-        image_start: Any,
+        image_start: Any = None,
         image_end: Any = None,
-        elements: Sequence[str] | None = None,
+        image_urls: Sequence[Any] | None = None,
+        aspect_ratio: str | None = None,
         **kwargs: Any,
     ) -> None:
         self.image_start = image_start
         self.image_end = image_end
-        self.elements = elements
+        self.image_urls = list(image_urls) if isinstance(image_urls, list | tuple) else image_urls
+        self.aspect_ratio = aspect_ratio
         super().__init__(**kwargs)
 
     placeholders: ClassVar[dict[str, Any]] = {
+        **_VideoOperator.placeholders,
         "image_start": _PLACEHOLDER_URL,
         "image_end": _PLACEHOLDER_URL,
-        "elements": ["element-1", "element-2", "element-3"],  # an XComArg: count unknown until run time
-        "elements[]": "element-placeholder-{i}",
+        "image_urls": [_PLACEHOLDER_URL],  # an XComArg: count unknown until run time
+        "image_urls[]": "https://example.com/placeholder-{i}.png",
     }
 
     def request_arguments(self) -> dict[str, Any]:
@@ -262,7 +282,8 @@ class KlingImageToVideoOperator(_VideoOperator):
             **super().request_arguments(),
             "image_start": self.image_start,
             "image_end": self.image_end,
-            "elements": _empty_as_none(self.elements),
+            "image_urls": _empty_as_none(self.image_urls),
+            "aspect_ratio": self.aspect_ratio,
         }
 
 
