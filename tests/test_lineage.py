@@ -9,6 +9,7 @@ task object that ran: what an OpenLineage backend would receive, minus the trans
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -190,7 +191,10 @@ def test_text_to_video_reports_the_saved_video_and_the_evolink_task(
     assert kling.estimatedCredits == pytest.approx(21.6) and kling.estimatedUsd == pytest.approx(0.3)
     assert kling.creditsReserved == pytest.approx(21.6) == result["credits_reserved"]
     assert kling.outputUri == target.as_uri() == result["output_uri"]
-    assert kling.videoUrl == result["video_url"] and kling.videoUrl.startswith(kling_connection.base_url)
+    # Which result, without the signature that opens it (the XCom and the extra link keep that).
+    assert "signature=" in result["video_url"]
+    assert kling.videoUrl == result["video_url"].split("?", 1)[0]
+    assert kling.videoUrl.startswith(kling_connection.base_url + "/files/results/")
     assert kling.videoUrlExpiresAt == result["expires_at"]
     assert kling.elementId is None and kling.errorCode is None
     assert kling._producer == PRODUCER
@@ -235,7 +239,9 @@ def test_element_and_scene_link_images_element_and_video(
 
     for extracted in lineage.extracted:
         event = json.loads(event_json(extracted))
-        assert "secret" not in json.dumps(event), "no URL signature (kling_lineage_dags.SIDE_VIEW_URL) in lineage"
+        text = json.dumps(event)
+        assert "secret" not in text, "no URL signature (kling_lineage_dags.SIDE_VIEW_URL) in lineage"
+        assert "signature=" not in text, "no signed result link in lineage"
         check_naming(event)
         for run_facet in event["run"]["facets"].values():
             check_facet(run_facet)
@@ -276,6 +282,41 @@ def test_a_refused_generation_reports_its_task_and_no_output(
     assert kling.status == "failed" and kling.errorCode == "content_policy_violation"
     assert kling.outputUri is None and kling.videoUrl is None
     check_facet(json.loads(Serde.to_json(kling)))
+
+
+def test_the_openlineage_listener_emits_them(kling_connection: Any, tmp_path: Path) -> None:
+    """End to end: the OpenLineage provider's own listener, adapter and file transport.
+
+    In a fresh process, because the provider decides once per process whether it is enabled.
+    """
+    from airflow.utils.net import get_hostname  # the worker is this machine
+
+    events, target = tmp_path / "events.jsonl", tmp_path / "out" / "teaser.mp4"
+    transport = {"type": "file", "log_file_path": str(events), "append": True}
+    code = (
+        "from airflow_compat import DagBag\n"
+        f"dag = DagBag({str(DAGS / 'kling_lineage_dags.py')!r}).get_dag('lineage_t2v')\n"
+        f"print('STATE', dag.test(run_conf={{'output_uri': {str(target)!r}}}).state)\n"
+    )
+    env = {**os.environ, "AIRFLOW__OPENLINEAGE__TRANSPORT": json.dumps(transport)}
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=Path(__file__).parent, env=env, capture_output=True, text=True, timeout=600
+    )
+    assert done.returncode == 0 and "STATE success" in done.stdout, done.stderr[-3000:]
+
+    emitted = [json.loads(line) for line in events.read_text(encoding="utf-8").splitlines()]
+    task_events = [e for e in emitted if e["job"]["name"] == "lineage_t2v.teaser"]
+    kinds = sorted({e["eventType"] for e in task_events})
+    assert kinds == ["COMPLETE", "START"], kinds
+    (task,) = kling_connection.sim.tasks
+    for event in task_events:
+        check_naming(event)
+        assert [(d["namespace"], d["name"]) for d in event["outputs"]] == [(f"file://{get_hostname()}", str(target))]
+    (complete,) = [e for e in task_events if e["eventType"] == "COMPLETE"]
+    kling = complete["run"]["facets"][FACET_NAME]
+    check_facet(kling)
+    assert kling["taskId"] == task.id and kling["outputUri"] == target.as_uri()
+    assert kling["creditsReserved"] == pytest.approx(21.6)
 
 
 # -- serialisation and naming ----------------------------------------------------------------------

@@ -23,7 +23,7 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 from attrs import define
 from openlineage.client.event_v2 import Dataset
@@ -52,7 +52,8 @@ class KlingTaskRunFacet(RunFacet):
 
     ``creditsReserved`` is EvoLink's own figure for the task (the bill); ``estimatedCredits`` and
     ``estimatedUsd`` are this provider's forecast (None where no price is published). EvoLink
-    reports no separate "charged" amount.
+    reports no separate "charged" amount. ``videoUrl`` is EvoLink's result link without its
+    signature: it says which result, the XCom keeps the link that opens it.
     """
 
     taskId: str
@@ -115,7 +116,7 @@ def run_facet(op: _KlingOperatorBase) -> KlingTaskRunFacet | None:
         estimatedUsd=estimate.usd if estimate else None,
         creditsReserved=task.usage.credits_reserved if task.usage else None,
         outputUri=result.get("output_uri"),
-        videoUrl=result.get("video_url"),
+        videoUrl=_without_query(result.get("video_url")),
         videoUrlExpiresAt=result.get("expires_at"),
         elementId=result.get("element_id"),
         errorCode=task.error.code if task.error else None,
@@ -197,6 +198,15 @@ def _hostname() -> str:
     except ImportError:  # Airflow 3.0: only airflow.utils.net has it
         from airflow.utils.net import get_hostname
     return str(get_hostname())
+
+
+def _without_query(url: str | None) -> str | None:
+    """Which result, not the key to it: a signed link's query (and any user info) is a credential."""
+    if not url:
+        return None
+    parts = urlsplit(url)
+    authority = f"{parts.hostname}:{parts.port}" if parts.port else parts.hostname or ""
+    return urlunsplit((parts.scheme, authority, parts.path, "", ""))
 
 
 def _as_list(value: Any) -> list[Any]:
