@@ -11,7 +11,7 @@ PIN := $(if $(wildcard $(CONSTRAINTS)),-c $(CONSTRAINTS),)
 AIRFLOW_MIN_VERSION ?= 3.0.6
 AIRFLOW_MIN_VENV ?= .venv-airflow-3.0
 
-.PHONY: demo test test-all test-slow test-airflow-min dist faults bench lint typecheck clean constraints
+.PHONY: demo test test-all test-slow test-airflow-min dist faults bench lint typecheck clean constraints chromium
 
 $(STAMP): pyproject.toml $(wildcard $(CONSTRAINTS))
 	$(PYTHON) -m venv $(VENV)
@@ -40,13 +40,18 @@ test: lint typecheck
 	$(BIN)/pytest -q -m "not slow"
 
 ## test-all: everything, including end-to-end runs on a real scheduler + triggerer, and the oldest Airflow
-test-all: lint typecheck
+test-all: lint typecheck chromium
 	$(BIN)/pytest -q
 	$(MAKE) --no-print-directory test-airflow-min
 
 ## test-slow: only the slow end-to-end tests (CI runs `make test` and then this)
-test-slow: $(STAMP)
+test-slow: $(STAMP) chromium
 	$(BIN)/pytest -q -m slow
+
+## chromium: Debian's chromium, which the UI test (tests/e2e/test_ui.py) drives with Playwright
+## (Playwright never downloads a browser here); installed with apt when missing (CI runs as root)
+chromium:
+	@command -v chromium >/dev/null || (apt-get update && apt-get install -y --no-install-recommends chromium)
 
 ## test-airflow-min: the fast suite on the oldest supported Airflow (3.0.6), less tests marked newer_airflow
 test-airflow-min:
