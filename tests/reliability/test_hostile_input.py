@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 from test_models_schema import INTERNAL_CALLBACKS, Nasty, NastyStr, values, video_kwargs
 from test_models_schema import custom_element_kwargs as element_kwargs
 
+from kling_provider.models import IMAGE_TO_VIDEO_MODEL_NAMES, TEXT_TO_VIDEO_MODEL_NAMES
 from kling_provider.operators.kling import (
     KlingCreateElementOperator,
     KlingImageToVideoOperator,
@@ -34,7 +35,8 @@ from .support import connection_json
 
 T2V, I2V, ELEMENT = KlingTextToVideoOperator, KlingImageToVideoOperator, KlingCreateElementOperator
 OPERATORS = (T2V, I2V, ELEMENT)
-IMAGE_FIELDS = {T2V: (), I2V: ("image_start", "image_end"), ELEMENT: ("frontal_image", "refer_images")}
+IMAGE_FIELDS = {T2V: (), I2V: ("image_start", "image_end", "image_urls"), ELEMENT: ("frontal_image", "refer_images")}
+LIST_IMAGE_FIELDS = ("refer_images", "image_urls")
 #: More spellings of internal callback hosts than the model tests list.
 MORE_INTERNAL_CALLBACKS = [
     "https://0x7f000001/cb",
@@ -95,7 +97,8 @@ operator_values = st.one_of(
 def _valid(operator_class: type[Any]) -> st.SearchStrategy[dict[str, Any]]:
     if operator_class is ELEMENT:
         return element_kwargs()
-    return video_kwargs(image=operator_class is I2V)
+    models = IMAGE_TO_VIDEO_MODEL_NAMES if operator_class is I2V else TEXT_TO_VIDEO_MODEL_NAMES
+    return st.sampled_from(models).flatmap(video_kwargs)
 
 
 @st.composite
@@ -104,7 +107,7 @@ def hostile_kwargs(draw: st.DrawFn, operator_class: type[Any], images: dict[str,
     local = st.sampled_from(sorted(images.values()))
     for name in IMAGE_FIELDS[operator_class]:
         if name in kwargs and draw(st.booleans()):
-            kwargs[name] = [draw(local)] if name == "refer_images" else draw(local)
+            kwargs[name] = [draw(local)] if name in LIST_IMAGE_FIELDS else draw(local)
     names = sorted(argument_names(operator_class))
     for name in draw(st.lists(st.sampled_from(names), max_size=4, unique=True)):
         pool = st.one_of(operator_values, local) if name in IMAGE_FIELDS[operator_class] else operator_values
