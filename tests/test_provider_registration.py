@@ -15,9 +15,18 @@ def _airflow_json(*args: str) -> object:
     out = subprocess.run(
         [sys.executable, "-m", "airflow", *args, "-o", "json"], check=True, capture_output=True, text=True
     ).stdout
-    # Warnings may precede the JSON on stdout: parse from the first line that opens it.
-    start = min(i for i in (out.find("["), out.find("{")) if i >= 0)
-    return json.loads(out[start:])
+    # Log lines may precede the JSON on stdout, and Airflow 3.0's start with "[<timestamp>]":
+    # the document is the first line-start from which a whole JSON value decodes.
+    decoder = json.JSONDecoder()
+    offset = 0
+    for line in out.splitlines(keepends=True):
+        if line.startswith(("[", "{")):
+            try:
+                return decoder.raw_decode(out, offset)[0]
+            except json.JSONDecodeError:
+                pass
+        offset += len(line)
+    raise AssertionError(f"no JSON document in the output of airflow {' '.join(args)}:\n{out[-2000:]}")
 
 
 def test_provider_info_is_valid_against_airflows_schema() -> None:
