@@ -15,7 +15,7 @@ from kling_provider.testing import Fault
 from kling_provider.triggers.kling import KlingTaskTrigger
 
 pytestmark = pytest.mark.kling_simulator(generation_seconds=1)
-FAST = {"min_interval": 0.05, "margin": 0.05, "max_tail_interval": 0.2}
+FAST = {"min_interval": 0.05, "margin": 0.05, "max_tail_interval": 0.2, "settle": 0}
 
 
 def submit(sim: Any) -> str:
@@ -222,3 +222,15 @@ def test_a_long_rate_limit_wait_is_honoured_between_polls(
     (event,) = run_trigger(KlingTaskTrigger(task_id, poll_policy=FAST, max_failed_polls=3))
     assert 600 in slept, "after the 429 the trigger waits as long as the server asked"
     assert event["status"] == "completed"
+
+
+def test_first_query_waits_for_settle_even_when_the_task_is_done(kling_connection: Any) -> None:
+    """An event handled before the scheduler saw the deferring process exit fails the task
+    (apache/airflow#72716): even a finished task is reported only after ``settle``."""
+    task_id = submit(kling_connection.sim)
+    kling_connection.sim.clock.advance(60)
+    started = time.time()
+    (event,) = run_trigger(roundtrip(KlingTaskTrigger(task_id, poll_policy={**FAST, "settle": 0.5})))
+    assert event["status"] == "completed"
+    assert kling_connection.sim.count(phase="poll") == 1
+    assert time.time() - started >= 0.5

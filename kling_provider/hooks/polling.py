@@ -31,6 +31,11 @@ class PollPolicy:
     margin: float = 1.0
     #: Below this progress (percent), readings are too coarse to extrapolate from.
     min_progress: float = 10.0
+    #: A trigger's first query waits at least this long. Airflow 3 fails a deferred task whose
+    #: event is handled before the scheduler has seen the deferring process exit (the "state
+    #: changed externally" race, apache/airflow#72716 and #71580, open in 3.3). Generations take
+    #: minutes, so this only delays re-attaching to a task that is already finished.
+    settle: float = 5.0
 
     def predicted_remaining(self, task: Task, elapsed: float, estimate: float | None) -> float:
         """Seconds until completion, from progress when there is some, else from the estimate."""

@@ -135,14 +135,15 @@ class KlingTaskTrigger(BaseTrigger):
         estimate = self.estimated_time
         failures = 0
         last_progress: float | None = None
+        delay = policy.settle  # see PollPolicy.settle: an instant event can fail the task
         if self.started_at is not None and estimate:
             # The operator read the task when it created it (pending, with the server's estimate):
             # a query now would say the same, so the first one waits for the estimate.
-            delay = policy.first_delay(time.time() - started_at, estimate)
-            if self.deadline is not None:
-                delay = min(delay, max(0.0, self.deadline - time.time()))
-            if delay > 0:
-                await asyncio.sleep(delay)
+            delay = max(delay, policy.first_delay(time.time() - started_at, estimate))
+        if self.deadline is not None:
+            delay = min(delay, max(0.0, self.deadline - time.time()))
+        if delay > 0:
+            await asyncio.sleep(delay)
         while True:
             server_wait: float | None = None
             try:

@@ -8,7 +8,7 @@ from airflow.sdk import DAG
 
 from kling_provider.operators.kling import KlingImageToVideoOperator, KlingTextToVideoOperator
 
-FAST = {"min_interval": 0.1, "margin": 0.1, "max_tail_interval": 0.3}
+FAST = {"min_interval": 0.1, "margin": 0.1, "max_tail_interval": 0.3, "settle": 0}
 
 with DAG(
     dag_id="other_kling_models",

@@ -12,7 +12,7 @@ from kling_provider.operators.kling import (
     KlingTextToVideoOperator,
 )
 
-FAST = {"min_interval": 0.1, "margin": 0.1, "max_tail_interval": 0.3}
+FAST = {"min_interval": 0.1, "margin": 0.1, "max_tail_interval": 0.3, "settle": 0}
 START = datetime(2026, 1, 1)
 
 

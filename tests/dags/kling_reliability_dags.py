@@ -15,7 +15,7 @@ from airflow.sdk import DAG, task
 from kling_provider.operators.kling import KlingImageToVideoOperator, KlingTextToVideoOperator
 
 #: Poll about every 0.1 s: simulated generations take a fraction of a second.
-FAST_POLL = {"min_interval": 0.05, "max_interval": 0.1, "margin": 0.02, "max_tail_interval": 0.1}
+FAST_POLL = {"min_interval": 0.05, "max_interval": 0.1, "margin": 0.02, "max_tail_interval": 0.1, "settle": 0}
 #: The hook retries each call this many times, backing off only milliseconds.
 MATRIX_MAX_ATTEMPTS = 3
 FAST_RETRY = {"max_attempts": MATRIX_MAX_ATTEMPTS, "backoff_base": 0.01, "backoff_cap": 0.05}

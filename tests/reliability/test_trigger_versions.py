@@ -20,7 +20,7 @@ from kling_provider.models import TextToVideoRequest
 from kling_provider.triggers.kling import KlingTaskTrigger
 
 pytestmark = pytest.mark.kling_simulator(generation_seconds=1)
-FAST = {"min_interval": 0.05, "margin": 0.05, "max_tail_interval": 0.2}
+FAST = {"min_interval": 0.05, "margin": 0.05, "max_tail_interval": 0.2, "settle": 0}
 
 
 def test_a_trigger_from_a_newer_release_still_loads_and_waits(
