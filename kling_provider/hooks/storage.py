@@ -18,6 +18,7 @@ files.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import time
 import uuid
@@ -103,6 +104,7 @@ class VerifiedWriter:
         self._head = b""
         self._started = time.time()
         self._upload: Any = None  # the open multipart upload, on S3
+        self._lock_fd: int | None = None  # held on a local part file while this writer lives
 
     def write_all(self, chunks: Iterable[bytes]) -> int:
         self.destination.parent.mkdir(parents=True, exist_ok=True)
@@ -111,6 +113,8 @@ class VerifiedWriter:
             return self.written
         try:
             with self._open_part() as handle:
+                if _is_local(self.destination):
+                    self._hold_part()
                 self._copy(chunks, handle)
                 if hasattr(handle, "flush"):
                     handle.flush()
@@ -140,6 +144,18 @@ class VerifiedWriter:
         except BaseException:
             self.discard()
             raise
+
+    def _hold_part(self) -> None:
+        """Lock the local part file until commit or discard. The kernel drops the lock when the
+        process dies, which is how a later attempt tells a killed writer's leftover from a live one."""
+        fd = os.open(self.part, os.O_RDONLY)
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        self._lock_fd = fd
+
+    def _release_part(self) -> None:
+        fd, self._lock_fd = self._lock_fd, None
+        if fd is not None:
+            os.close(fd)
 
     def _open_part(self) -> Any:
         if isinstance(self.part, Path):
@@ -177,25 +193,37 @@ class VerifiedWriter:
         except BaseException:
             self.discard()
             raise
+        self._release_part()
         self._remove_stale_parts()
 
     def _remove_stale_parts(self) -> None:
         """Part files of this destination that an earlier attempt left: a killed process (SIGKILL,
-        OOM, lost node) never reaches :meth:`discard`. Only ones untouched since this download began
-        are removed, so a writer still at work is left alone. Best effort: the video is saved.
-        (On S3 the part objects of releases that renamed; killed multipart uploads are invisible
-        and left to the bucket's lifecycle rule.)"""
+        OOM, lost node) never reaches :meth:`discard`. A writer still at work is left alone: on a
+        local disk it holds its part file's lock (dropped by the kernel when it dies); on object
+        stores, which have no locks, only parts untouched since this download began are removed.
+        Best effort: the video is saved. (On S3 the part objects of releases that renamed; killed
+        multipart uploads are invisible and left to the bucket's lifecycle rule.)"""
         prefix = f".{self.destination.name}.part-"
+        local = _is_local(self.destination)
         with contextlib.suppress(Exception):  # listing or stat may be unsupported by a store
             for sibling in list(self.destination.parent.iterdir()):
                 if not sibling.name.startswith(prefix) or sibling.name == self.part.name:
                     continue
                 with contextlib.suppress(Exception):
-                    if float(sibling.stat().st_mtime) < self._started - _MTIME_SLACK:
+                    mtime = float(sibling.stat().st_mtime)
+                    # Local mtimes are exact; a part created after this download began is never
+                    # taken (its writer may not have locked it yet).
+                    abandoned = (
+                        mtime < self._started and _unlocked(sibling)
+                        if local
+                        else (mtime < self._started - _MTIME_SLACK)
+                    )
+                    if abandoned:
                         sibling.unlink()
 
     def discard(self) -> None:
         """Throw away what was written; never raises (the caller is already handling an error)."""
+        self._release_part()
         upload, self._upload = self._upload, None
         if upload is not None:
             try:
@@ -213,6 +241,18 @@ class VerifiedWriter:
                 self.part.unlink()
         except OSError:
             pass
+
+
+def _unlocked(part: Path) -> bool:
+    """No live writer holds this local part file's lock (see :meth:`VerifiedWriter._hold_part`)."""
+    fd = os.open(part, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:  # BlockingIOError: a writer is at work
+        return False
+    finally:
+        os.close(fd)  # also lets go of the probe's own lock
+    return True
 
 
 def _stages_in_place(destination: Any) -> bool:
