@@ -24,6 +24,7 @@ import pytest
 from airflow.listeners import hookimpl
 from airflow.providers.openlineage.extractors import OperatorLineage
 from airflow.providers.openlineage.extractors.manager import ExtractorManager
+from airflow.providers.openlineage.utils.utils import TaskInfoComplete
 from airflow.utils.state import TaskInstanceState
 from openlineage.client.event_v2 import Dataset, InputDataset, Job, OutputDataset, Run, RunEvent, RunState
 from openlineage.client.serde import Serde
@@ -46,6 +47,8 @@ class Extracted:
     state: TaskInstanceState
     hostname: str | None
     lineage: OperatorLineage
+    #: The operator as ``[openlineage] include_full_task_info`` copies it into the Airflow run facet.
+    task_info: str
 
 
 class LineageRecorder:
@@ -72,7 +75,8 @@ class LineageRecorder:
         lineage = self.manager.extract_metadata(
             dagrun=dagrun, task=ti.task, task_instance_state=state, task_instance=ti
         )
-        self.extracted.append(Extracted(ti.task_id, state, getattr(ti, "hostname", None), lineage))
+        task_info = json.dumps(TaskInfoComplete(ti.task), default=str)
+        self.extracted.append(Extracted(ti.task_id, state, getattr(ti, "hostname", None), lineage, task_info))
 
     def last(self, task_id: str, state: TaskInstanceState) -> Extracted:
         found = [e for e in self.extracted if e.task_id == task_id and e.state == state]
@@ -171,7 +175,7 @@ def local(path: Path, hostname: str | None) -> tuple[str, str]:
 def test_text_to_video_reports_the_saved_video_and_the_evolink_task(
     lineage: LineageRecorder, kling_connection: Any, tmp_path: Path
 ) -> None:
-    target = tmp_path / "out" / "teaser.mp4"
+    target = tmp_path / "out dir" / "teaser 视频.mp4"  # start and complete must name it alike
     run = run_dag("lineage_t2v", output_uri=target)
     assert "success" in str(run.state)
     result = xcom(run, "teaser")
@@ -198,6 +202,9 @@ def test_text_to_video_reports_the_saved_video_and_the_evolink_task(
     assert kling.videoUrlExpiresAt == result["expires_at"]
     assert kling.elementId is None and kling.errorCode is None
     assert kling._producer == PRODUCER
+    # The OpenLineage provider can copy the operator's attributes into events: no signed link there.
+    assert result["id"] in done.task_info
+    assert "signature=" not in done.task_info.lower()
 
 
 def test_element_and_scene_link_images_element_and_video(
@@ -282,6 +289,20 @@ def test_a_refused_generation_reports_its_task_and_no_output(
     assert kling.status == "failed" and kling.errorCode == "content_policy_violation"
     assert kling.outputUri is None and kling.videoUrl is None
     check_facet(json.loads(Serde.to_json(kling)))
+
+
+def test_a_deferred_timeout_reports_the_task_still_running(
+    lineage: LineageRecorder, kling_connection: Any, tmp_path: Path
+) -> None:
+    kling_connection.sim.generation_seconds = 3600
+    run = run_dag("lineage_timeout", output_uri=tmp_path / "v.mp4")
+    assert "failed" in str(run.state)
+
+    failed = lineage.last("late", TaskInstanceState.FAILED)
+    assert failed.lineage.outputs == []
+    kling = facet(failed)
+    (task,) = kling_connection.sim.tasks
+    assert kling.taskId == task.id and kling.status == "timeout"
 
 
 def test_the_openlineage_listener_emits_them(kling_connection: Any, tmp_path: Path) -> None:
@@ -384,6 +405,9 @@ def test_the_documented_example_facet_matches_its_schema() -> None:
         ("https://cdn.example.com:8443/i/b.png?sig=1#x", ("https://cdn.example.com:8443", "i/b.png")),
         ("https://user:pw@cdn.example.com/b.png", ("https://cdn.example.com", "b.png")),
         ("file://nas01/share/b.png", ("file://nas01", "/share/b.png")),
+        ("file://nas01/my%20videos/%E8%A7%86.mp4", ("file://nas01", "/my videos/视.mp4")),  # as Path.as_uri() writes
+        ("https://[::1]:8443/b.png", ("https://[::1]:8443", "b.png")),
+        ("https://cdn.example.com:99999/b.png", None),  # not a URL after all
         (b"\x89PNG", None),
         ("", None),
         (None, None),

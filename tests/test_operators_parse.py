@@ -188,6 +188,33 @@ def test_other_models_parse_with_templates(no_network_no_connections: list[str])
     assert no_network_no_connections == []
 
 
+def test_whole_templated_lists_are_judged_by_the_fewest_items_the_prompt_needs(
+    no_network_no_connections: list[str],
+) -> None:
+    """An XComArg's length is unknown until run time: a DAG fails to parse only if no list could pass."""
+    from airflow.sdk import DAG
+    from airflow.sdk.bases.operator import BaseOperator
+
+    with DAG("xcom_lists", schedule=None):
+        ids = BaseOperator(task_id="ids").output
+        KlingTextToVideoOperator(
+            task_id="o3", model="kling-o3-text-to-video", prompt="<<<element_5>>> waves", elements=ids
+        )
+        KlingImageToVideoOperator(
+            task_id="o3i",
+            model="kling-o3-image-to-video",
+            image_start="https://example.com/a.png",
+            image_urls=ids,
+            prompt="<<<image_3>>> beside <<<image_1>>>",
+            elements="{{ ti.xcom_pull(task_ids='ids') }}",
+        )
+        with pytest.raises(KlingValidationError, match="element"):  # v3 takes 3 at most: no list of 4 can pass
+            KlingImageToVideoOperator(
+                task_id="v3", image_start="https://example.com/a.png", prompt="<<<element_4>>>", elements=ids
+            )
+    assert no_network_no_connections == []
+
+
 def test_two_hundred_operators_parse_without_network(no_network_no_connections: list[str]) -> None:
     from datetime import datetime
 

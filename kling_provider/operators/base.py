@@ -19,9 +19,11 @@ Bill-once decisions, all in :meth:`_KlingOperatorBase.execute`:
 
 from __future__ import annotations
 
+import json
 import math
 import numbers
 import os
+import re
 import time
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
@@ -43,6 +45,7 @@ from kling_provider.exceptions import (
     KlingValidationError,
     is_retryable_task_code,
 )
+from kling_provider.operators.lineage_facts import LineageFacts
 
 if TYPE_CHECKING:
     from airflow.providers.openlineage.extractors import OperatorLineage
@@ -127,10 +130,8 @@ class _KlingOperatorBase(BaseOperator):
 
     ui_color = "#f3e8ff"
 
-    # What the OpenLineage methods report, remembered as the task runs (on this try's instance).
-    _lineage_task: Task | None = None
-    _lineage_result: dict[str, Any] | None = None
-    _lineage_estimate: CostEstimate | None = None
+    #: What the OpenLineage methods report, remembered as this try runs (None before a task is known).
+    _lineage: LineageFacts | None = None
 
     def __init__(
         self,
@@ -188,7 +189,7 @@ class _KlingOperatorBase(BaseOperator):
             kwargs.update(multi_shot=False, shot_type=None, shots=None)
             kwargs["prompt"] = kwargs.get("prompt") or _PLACEHOLDER_TEXT
         for name, value in list(kwargs.items()):
-            kwargs[name] = self._stand_in(name, value)
+            kwargs[name] = self._stand_in(name, value, kwargs)
         request = self._request(kwargs, images_as_placeholders=True)
         if self.max_credits is not None:
             from kling_provider.pricing import estimate as estimate_cost
@@ -196,13 +197,15 @@ class _KlingOperatorBase(BaseOperator):
             # Price depends only on model, duration, quality and sound: never templates.
             self._check_budget(estimate_cost(request))
 
-    def _stand_in(self, name: str, value: Any) -> Any:
+    def _stand_in(self, name: str, value: Any, arguments: Mapping[str, Any]) -> Any:
         """A value that validates like the rendered one will, for a templated argument."""
         if not _is_template(value):
             return value
+        item_stand_in = str(self.placeholders.get(name + "[]", _PLACEHOLDER_TEXT + "-{i}"))
         if isinstance(value, list | tuple):  # keep the length: <<<element_N>>> rules count items
-            item_stand_in = str(self.placeholders.get(name + "[]", _PLACEHOLDER_TEXT + "-{i}"))
             return [item_stand_in.format(i=i) if _is_template(item) else item for i, item in enumerate(value)]
+        if name in _NUMBERED_LISTS:  # a whole list from an XComArg or a template: length unknown
+            return [item_stand_in.format(i=i) for i in range(_fewest_items(name, arguments))]
         return self.placeholders.get(name, _COMMON_PLACEHOLDERS.get(name, _PLACEHOLDER_TEXT))
 
     def _request(self, kwargs: dict[str, Any], *, images_as_placeholders: bool) -> KlingRequest:
@@ -241,13 +244,15 @@ class _KlingOperatorBase(BaseOperator):
         store = state_store_for(context)
         prior = store.load()
         task = self._resume(hook, prior)
+        if task is not None:
+            self._lineage = LineageFacts.of(task, estimate)
         submitted_at = prior.submitted_at if task is not None and prior is not None else time.time()
         if task is None:
             kwargs = self._upload_images(hook, kwargs)
             request = self._request(kwargs, images_as_placeholders=False)
             submitted_at = time.time()
             task = self._submit(hook, request)
-            self._lineage_task, self._lineage_estimate = task, estimate
+            self._lineage = LineageFacts.of(task, estimate)
             store.save(RemoteTask(task.id, submitted_at, request.model))
             self.log.info(
                 "Submitted EvoLink task %s (%s credits reserved, about %s s to go)",
@@ -306,6 +311,8 @@ class _KlingOperatorBase(BaseOperator):
             task = Task.model_validate(event["task"])
             return self._finish(context, task, CostEstimate(**estimate) if estimate else None, event.get("observed_at"))
         task_id = str(event.get("task_id"))
+        forecast = CostEstimate(**estimate) if estimate else None
+        self._lineage = LineageFacts(task_id, status=status, error_code=event.get("error_code"), estimate=forecast)
         if status == "timeout":
             raise KlingTimeoutError(message + " A retry re-attaches to the same task.", task_id=task_id)
         if status == "expired":
@@ -398,7 +405,7 @@ class _KlingOperatorBase(BaseOperator):
 
         from kling_provider.operators.state import state_store_for
 
-        self._lineage_task, self._lineage_estimate = task, estimate
+        self._lineage = LineageFacts.of(task, estimate)
         if task.status.value != "completed":
             code = task.error.code if task.error else None
             reason = (task.error.message if task.error else None) or "no reason given"
@@ -420,7 +427,7 @@ class _KlingOperatorBase(BaseOperator):
             estimate = estimate_cost(self._request(self.request_arguments(), images_as_placeholders=True))
         saved = self.save_output(context, task, observed_at or time.time())
         result = self.build_result(task, saved, estimate)
-        self._lineage_estimate, self._lineage_result = estimate, result
+        self._lineage = LineageFacts.of(task, estimate).with_result(result)
         if result.get("video_url"):
             context["ti"].xcom_push(key=VIDEO_URL_XCOM_KEY, value=result["video_url"])
         state_store_for(context).clear()
@@ -541,6 +548,25 @@ def _fail_exception() -> type[Exception]:
     except ImportError:  # Airflow < 3.1: only airflow.exceptions has it
         from airflow.exceptions import AirflowFailException  # type: ignore[no-redef]
     return AirflowFailException
+
+
+#: List arguments whose items prompts refer to by number (``<<<element_N>>>``, ``<<<image_N>>>``).
+_NUMBERED_LISTS = {"elements": "element", "image_urls": "image"}
+
+
+def _fewest_items(name: str, arguments: Mapping[str, Any]) -> int:
+    """The fewest items a templated list can render to and still satisfy the prompt's references.
+
+    Count rules (o3's images + elements <= 7, <<<element_N>>> within the list...) then judge the
+    smallest list that could be valid, so a DAG fails to parse only if no rendering could pass;
+    execute() checks the rendered list itself. ``<<<image_N>>>`` counts first and last frame first.
+    """
+    text = json.dumps([arguments.get("prompt"), arguments.get("shots")], default=str)
+    referred = [int(n) for n in re.findall(rf"<<<{_NUMBERED_LISTS[name]}_(\d+)>>>", text)]
+    needed = max(referred, default=1)
+    if name == "image_urls":
+        needed -= sum(arguments.get(frame) is not None for frame in ("image_start", "image_end"))
+    return max(1, needed)
 
 
 def _placeholder_images(name: str, value: Any) -> dict[str, Any]:

@@ -67,10 +67,7 @@ class _VideoOperator(_KlingOperatorBase):
         "output_conn_id",
     )
     operator_extra_links = (KlingVideoLink(),)
-    placeholders: ClassVar[dict[str, Any]] = {
-        "elements": ["element-1", "element-2", "element-3"],  # an XComArg: count unknown until run time
-        "elements[]": "element-placeholder-{i}",
-    }
+    placeholders: ClassVar[dict[str, Any]] = {"elements[]": "element-placeholder-{i}"}
 
     def __init__(
         self,
@@ -273,7 +270,6 @@ class KlingImageToVideoOperator(_VideoOperator):
         **_VideoOperator.placeholders,
         "image_start": _PLACEHOLDER_URL,
         "image_end": _PLACEHOLDER_URL,
-        "image_urls": [_PLACEHOLDER_URL],  # an XComArg: count unknown until run time
         "image_urls[]": "https://example.com/placeholder-{i}.png",
     }
 

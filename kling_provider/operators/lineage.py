@@ -23,7 +23,7 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit
 
 from attrs import define
 from openlineage.client.event_v2 import Dataset
@@ -84,11 +84,11 @@ def lineage_on_complete(op: _KlingOperatorBase) -> OperatorLineage:
     """After success: inputs, what was written (the saved video, or the new element) and the task."""
     from airflow.providers.openlineage.extractors import OperatorLineage
 
-    result = op._lineage_result or {}
+    facts = op._lineage
     outputs: list[Dataset] = []
-    if result.get("element_id"):
-        outputs.append(element_dataset(str(result["element_id"]), op.kling_conn_id))
-    elif (saved := dataset_for(result.get("output_uri"))) is not None:
+    if facts is not None and facts.element_id:
+        outputs.append(element_dataset(facts.element_id, op.kling_conn_id))
+    elif facts is not None and (saved := dataset_for(facts.output_uri)) is not None:
         outputs.append(saved)
     facet = run_facet(op)
     return OperatorLineage(inputs=input_datasets(op), outputs=outputs, run_facets={FACET_NAME: facet} if facet else {})
@@ -104,22 +104,23 @@ def lineage_on_failure(op: _KlingOperatorBase) -> OperatorLineage:
 
 def run_facet(op: _KlingOperatorBase) -> KlingTaskRunFacet | None:
     """The task the operator last knew of (None before anything was submitted)."""
-    task, result, estimate = op._lineage_task, op._lineage_result or {}, op._lineage_estimate
-    if task is None:
+    facts = op._lineage
+    if facts is None:
         return None
+    estimate = facts.estimate
     return KlingTaskRunFacet(
         producer=PRODUCER,
-        taskId=task.id,
-        model=task.model or (estimate.model if estimate else None),
-        status=task.status.value,
+        taskId=facts.task_id,
+        model=facts.model or (estimate.model if estimate else None),
+        status=facts.status,
         estimatedCredits=estimate.credits if estimate else None,
         estimatedUsd=estimate.usd if estimate else None,
-        creditsReserved=task.usage.credits_reserved if task.usage else None,
-        outputUri=result.get("output_uri"),
-        videoUrl=_without_query(result.get("video_url")),
-        videoUrlExpiresAt=result.get("expires_at"),
-        elementId=result.get("element_id"),
-        errorCode=task.error.code if task.error else None,
+        creditsReserved=facts.credits_reserved,
+        outputUri=facts.output_uri,
+        videoUrl=facts.video_url,
+        videoUrlExpiresAt=facts.expires_at,
+        elementId=facts.element_id,
+        errorCode=facts.error_code,
     )
 
 
@@ -150,18 +151,22 @@ def dataset_for(source: Any) -> Dataset | None:
     text = source.strip()
     if "://" not in text:
         return _local_file(text)
-    parts = urlsplit(text)
+    try:
+        parts = urlsplit(text)
+        port = parts.port
+    except ValueError:  # not a URL after all (a bad port, an unclosed IPv6 bracket): names nothing
+        return None
     scheme = parts.scheme.lower()
-    if scheme == "file":
-        if parts.netloc in ("", "localhost"):
-            return _local_file(parts.path)
-        return Dataset(namespace=f"file://{parts.netloc}", name=parts.path)
+    if scheme == "file":  # Path.as_uri() percent-encodes: name the file as its raw path names it
+        path = unquote(parts.path)
+        if parts.hostname in (None, "localhost"):
+            return _local_file(path)
+        return Dataset(namespace=f"file://{_authority(parts.hostname, None)}", name=path)
     host = parts.hostname or ""
     if not host:
         return None
     if scheme in ("http", "https"):
-        authority = f"{host}:{parts.port}" if parts.port else host
-        return Dataset(namespace=f"{scheme}://{authority}", name=parts.path.lstrip("/") or "/")
+        return Dataset(namespace=f"{scheme}://{_authority(host, port)}", name=parts.path.lstrip("/") or "/")
     # Object storage: the bucket is the namespace, the key the name. Any user info is the
     # Airflow connection id ObjectStoragePath embeds (s3://aws_default@bucket/key), not the place.
     return Dataset(namespace=f"{_SCHEME_ALIASES.get(scheme, scheme)}://{host}", name=parts.path.lstrip("/") or "/")
@@ -183,7 +188,8 @@ def _api_host(kling_conn_id: str) -> str:
     except Exception:  # lineage must never fail a task, nor hide its other datasets
         log.warning("OpenLineage: cannot read connection %r; naming elements after %s", kling_conn_id, DEFAULT_API_HOST)
         base = DEFAULT_API_HOST
-    return urlsplit(base).netloc
+    parts = urlsplit(base)
+    return _authority(parts.hostname or "", parts.port)
 
 
 def _local_file(path: str) -> Dataset:
@@ -200,13 +206,11 @@ def _hostname() -> str:
     return str(get_hostname())
 
 
-def _without_query(url: str | None) -> str | None:
-    """Which result, not the key to it: a signed link's query (and any user info) is a credential."""
-    if not url:
-        return None
-    parts = urlsplit(url)
-    authority = f"{parts.hostname}:{parts.port}" if parts.port else parts.hostname or ""
-    return urlunsplit((parts.scheme, authority, parts.path, "", ""))
+def _authority(host: str, port: int | None) -> str:
+    """host[:port], an IPv6 literal in brackets, without any user info (a credential)."""
+    if ":" in host:
+        host = f"[{host}]"
+    return f"{host}:{port}" if port else host
 
 
 def _as_list(value: Any) -> list[Any]:

@@ -70,3 +70,14 @@ with _dag("lineage_refused", output_uri="/tmp/unused.mp4"):
         output_uri="{{ params.output_uri }}",
         poll_policy=FAST,
     )
+
+# Deferred, and still running at its deadline: the trigger's timeout event names the task.
+with _dag("lineage_timeout", output_uri="/tmp/unused.mp4"):
+    KlingTextToVideoOperator(
+        task_id="late",
+        prompt="a slow sunrise over the dunes",
+        output_uri="{{ params.output_uri }}",
+        timeout=1,
+        deferrable=True,
+        poll_policy=FAST,
+    )

@@ -1,0 +1,65 @@
+"""What a try learned about its EvoLink task that lineage may report, kept on the operator.
+
+No OpenLineage import here: the operators record these facts as they run, whether or not the
+OpenLineage provider is installed. Only ids, figures and locations are kept, never a signed link:
+with ``[openlineage] include_full_task_info`` the OpenLineage provider copies an operator's
+attributes into its events.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit, urlunsplit
+
+if TYPE_CHECKING:
+    from kling_provider.models import Task
+    from kling_provider.pricing import CostEstimate
+
+
+@dataclass(frozen=True)
+class LineageFacts:
+    task_id: str
+    model: str | None = None
+    status: str | None = None
+    credits_reserved: float | None = None
+    error_code: str | None = None
+    estimate: CostEstimate | None = None
+    output_uri: str | None = None
+    #: EvoLink's result link without its query: the signature is a credential.
+    video_url: str | None = None
+    expires_at: str | None = None
+    element_id: str | None = None
+
+    @classmethod
+    def of(cls, task: Task, estimate: CostEstimate | None) -> LineageFacts:
+        return cls(
+            task_id=task.id,
+            model=task.model or (estimate.model if estimate else None),
+            status=task.status.value,
+            credits_reserved=task.usage.credits_reserved if task.usage else None,
+            error_code=task.error.code if task.error else None,
+            estimate=estimate,
+        )
+
+    def with_result(self, result: dict[str, Any]) -> LineageFacts:
+        """The saved output as the XCom reports it, less the link's signature."""
+        return replace(
+            self,
+            output_uri=result.get("output_uri"),
+            video_url=without_query(result.get("video_url")),
+            expires_at=result.get("expires_at"),
+            element_id=result.get("element_id"),
+        )
+
+
+def without_query(url: str | None) -> str | None:
+    """Which result, not the key to it: a signed link's query (and any user info) is a credential."""
+    if not url:
+        return None
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if ":" in host:  # IPv6 literal
+        host = f"[{host}]"
+    authority = f"{host}:{parts.port}" if parts.port else host
+    return urlunsplit((parts.scheme, authority, parts.path, "", ""))
