@@ -7,9 +7,10 @@ components reach it through ``AIRFLOW_CONN_KLING_DEFAULT``.
 
 from __future__ import annotations
 
-from collections.abc import Generator, Iterator
+import contextlib
+from collections.abc import Generator, Iterable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -48,14 +49,18 @@ def simulator(simulator_server: SimulatorServer) -> Iterator[SimulatorServer]:
         sim.generation_seconds = saved
 
 
-@pytest.fixture(scope="module")
-def airflow_cluster(
-    simulator_server: SimulatorServer, tmp_path_factory: pytest.TempPathFactory
-) -> Generator[AirflowCluster, None, None]:
-    """Scheduler, triggerer, dag-processor and api-server on a fresh home, with the test DAGs parsed."""
+@contextlib.contextmanager
+def running_cluster(
+    root: Path,
+    simulator_server: SimulatorServer,
+    dag_files: Iterable[Path],
+    dag_ids: Iterable[str],
+    **options: Any,
+) -> Iterator[AirflowCluster]:
+    """A started Airflow whose ``kling_default`` is the simulator, with ``dag_ids`` parsed; stopped after."""
     base_url = simulator_server.base_url
     cluster = AirflowCluster(
-        tmp_path_factory.mktemp("airflow-e2e"),
+        root,
         connections={
             "kling_default": {
                 "conn_type": "kling",
@@ -64,18 +69,30 @@ def airflow_cluster(
                 "extra": {"files_host": base_url},
             }
         },
+        **options,
     )
     try:
-        cluster.add_dag_files(sorted(DAGS.glob("*.py")))
+        cluster.add_dag_files(dag_files)
         try:
             cluster.start()
-            for dag_id in DAG_IDS:
+            for dag_id in dag_ids:
                 cluster.wait_for_dag(dag_id)
         except Exception as err:
             pytest.fail(f"the Airflow cluster did not start: {err}\n{cluster.diagnostics()}", pytrace=False)
         yield cluster
     finally:
         cluster.stop()
+
+
+@pytest.fixture(scope="module")
+def airflow_cluster(
+    simulator_server: SimulatorServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[AirflowCluster]:
+    """Scheduler, triggerer, dag-processor and api-server on a fresh home, with the test DAGs parsed."""
+    with running_cluster(
+        tmp_path_factory.mktemp("airflow-e2e"), simulator_server, sorted(DAGS.glob("*.py")), DAG_IDS
+    ) as cluster:
+        yield cluster
 
 
 @pytest.hookimpl(wrapper=True)

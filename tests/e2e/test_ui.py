@@ -29,7 +29,7 @@ from kling_provider._provider_info import PROVIDER_INFO
 from kling_provider.testing.media import mp4_info
 
 from .cluster import AirflowCluster
-from .conftest import DAGS, SIM_KEY
+from .conftest import DAGS, SIM_KEY, running_cluster
 
 if TYPE_CHECKING:
     from playwright.sync_api import BrowserContext, Page
@@ -55,7 +55,9 @@ CHROMIUM_ARGS = [
 ]
 USER = "kling-admin"
 PASSWORD = f"pw-{uuid.uuid4().hex[:16]}"
-DAG_ID = "kling_e2e_blocking"  # waits on the worker: a short generation cannot race the deferral
+#: Deferred, with a 2 s generation: without PollPolicy.settle the event beat the scheduler to the
+#: deferring process's exit and Airflow failed the task (apache/airflow#72716).
+DAG_ID = "kling_e2e_deferrable"
 TASK_ID = "generate"
 CONNECTION = PROVIDER_INFO["connection-types"][0]
 HOOK_NAME = CONNECTION["hook-name"]
@@ -72,29 +74,9 @@ def airflow_cluster(
 ) -> Iterator[AirflowCluster]:
     """A real Airflow whose API and UI require a login (named like conftest's, whose failure
     report attaches the components' logs)."""
-    base_url = simulator_server.base_url
-    cluster = AirflowCluster(
-        tmp_path_factory.mktemp("airflow-ui"),
-        connections={
-            "kling_default": {
-                "conn_type": "kling",
-                "host": base_url,
-                "password": SIM_KEY,
-                "extra": {"files_host": base_url},
-            }
-        },
-        login=(USER, PASSWORD),
-    )
-    try:
-        cluster.add_dag_files([DAGS / "kling_e2e.py"])
-        try:
-            cluster.start()
-            cluster.wait_for_dag(DAG_ID)
-        except Exception as err:
-            pytest.fail(f"the Airflow cluster did not start: {err}\n{cluster.diagnostics()}", pytrace=False)
+    root = tmp_path_factory.mktemp("airflow-ui")
+    with running_cluster(root, simulator_server, [DAGS / "kling_e2e.py"], [DAG_ID], login=(USER, PASSWORD)) as cluster:
         yield cluster
-    finally:
-        cluster.stop()
 
 
 @pytest.fixture(scope="module")
