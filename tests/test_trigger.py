@@ -224,13 +224,24 @@ def test_a_long_rate_limit_wait_is_honoured_between_polls(
     assert event["status"] == "completed"
 
 
-def test_first_query_waits_for_settle_even_when_the_task_is_done(kling_connection: Any) -> None:
+def test_first_query_waits_for_settle_even_when_the_task_is_done(
+    kling_connection: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """An event handled before the scheduler saw the deferring process exit fails the task
     (apache/airflow#72716): even a finished task is reported only after ``settle``."""
     task_id = submit(kling_connection.sim)
     kling_connection.sim.clock.advance(60)
-    started = time.time()
-    (event,) = run_trigger(roundtrip(KlingTaskTrigger(task_id, poll_policy={**FAST, "settle": 0.5})))
+    slept: list[tuple[float, int]] = []  # (delay, polls sent before it)
+    real_sleep = asyncio.sleep
+
+    async def recording_sleep(delay: float, *args: Any) -> None:
+        slept.append((delay, kling_connection.sim.count(phase="poll")))
+        await real_sleep(0)
+
+    import kling_provider.triggers.kling as trigger_module
+
+    monkeypatch.setattr(trigger_module.asyncio, "sleep", recording_sleep)
+    (event,) = run_trigger(roundtrip(KlingTaskTrigger(task_id, poll_policy={**FAST, "settle": 7.5})))
     assert event["status"] == "completed"
+    assert slept[0] == (7.5, 0), "the settle wait comes before the first query"
     assert kling_connection.sim.count(phase="poll") == 1
-    assert time.time() - started >= 0.5
