@@ -51,7 +51,8 @@ test-slow: $(STAMP) chromium
 ## chromium: Debian's chromium, which the UI test (tests/e2e/test_ui.py) drives with Playwright
 ## (Playwright never downloads a browser here); installed with apt when missing (CI runs as root)
 chromium:
-	@command -v chromium >/dev/null || (apt-get update && apt-get install -y --no-install-recommends chromium)
+	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && SUDO= || SUDO=sudo; \
+		$$SUDO apt-get update && $$SUDO apt-get install -y --no-install-recommends chromium; }
 
 ## test-airflow-min: the fast suite on the oldest supported Airflow (3.0.6), less tests marked newer_airflow
 test-airflow-min:
