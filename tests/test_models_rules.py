@@ -12,6 +12,7 @@ from pydantic import ValidationError
 from kling_provider.exceptions import KlingValidationError
 from kling_provider.models import (
     REQUEST_MODELS,
+    VIDEO_MODEL_RULES,
     CustomElementRequest,
     ImageToVideoRequest,
     KlingRequest,
@@ -20,6 +21,7 @@ from kling_provider.models import (
     TextToVideoRequest,
     build_request,
 )
+from kling_provider.models.video import MAX_ANY_ELEMENTS
 
 IMG = "https://files-api.evolink.ai/files/start.png"
 IMG2 = "https://files-api.evolink.ai/files/end.jpg"
@@ -147,6 +149,10 @@ VIOLATIONS: list[tuple[type[KlingRequest], dict[str, Any], str, str]] = [
     (TextToVideoRequest, {**T2V, "durtion": 5}, "durtion", "did you mean 'duration'"),
     (ImageToVideoRequest, {**I2V, "element_list": ["1"]}, "element_list", "unknown field"),
     (CustomElementRequest, {**CE, "element_nmae": "x"}, "element_nmae", "did you mean 'element_name'"),
+    # ... named with the model asked for, or the class default when that model is not valid
+    (TextToVideoRequest, {**O3_T, "foo": 1}, "foo", "unknown field for kling-o3-text-to-video"),
+    (ImageToVideoRequest, {**TURBO_I, "durtion": 5}, "durtion", "unknown field for kling-v3-turbo-image-to-video;"),
+    (TextToVideoRequest, {**T2V, "model": "kling-o4", "foo": 1}, "foo", "unknown field for kling-v3-text-to-video"),
     # callback_url (the notation zoo is in test_models_callback.py)
     (TextToVideoRequest, {**T2V, "callback_url": "http://hooks.example.com/x"}, "callback_url", "https://"),
     (
@@ -184,7 +190,20 @@ VIOLATIONS: list[tuple[type[KlingRequest], dict[str, Any], str, str]] = [
         "elements",
         "at most 3 elements for kling-v3-image-to-video (got 4)",
     ),
+    (
+        ImageToVideoRequest,
+        {**I2V, "elements": [str(i) for i in range(8)]},
+        "elements",
+        "must have at most 3 elements for kling-v3-image-to-video (got 8)",
+    ),
+    (
+        TextToVideoRequest,
+        {**T2V, "model": "kling-o4", "elements": [str(i) for i in range(8)]},
+        "elements",
+        "must have at most 7 elements, the most any model takes (got 8)",
+    ),
     (ImageToVideoRequest, {**I2V, "elements": ["7", "7"]}, "elements[1]", "duplicates elements[0]"),
+    (ImageToVideoRequest, {**I2V, "elements": ["", "7", "7"]}, "elements[2]", "duplicates elements[1]"),
     (ImageToVideoRequest, {**I2V, "elements": [""]}, "elements[0]", "element id"),
     (ImageToVideoRequest, {**I2V, "elements": ["1", True]}, "elements[1]", "element id"),
     (ImageToVideoRequest, {**I2V, "elements": ["a b"]}, "elements[0]", "no spaces"),
@@ -241,7 +260,12 @@ VIOLATIONS: list[tuple[type[KlingRequest], dict[str, Any], str, str]] = [
         "shot_type",
         "must be 'customize' for kling-o3",
     ),
-    (TextToVideoRequest, {**O3_T, "elements": [str(i) for i in range(8)]}, "elements", "at most 7 elements (got 8)"),
+    (
+        TextToVideoRequest,
+        {**O3_T, "elements": [str(i) for i in range(8)]},
+        "elements",
+        "must have at most 7 elements for kling-o3-text-to-video (got 8)",
+    ),
     (
         TextToVideoRequest,
         {**O3_T, "elements": ["1", "2"], "prompt": "<<<element_3>>> walks"},
@@ -274,6 +298,12 @@ VIOLATIONS: list[tuple[type[KlingRequest], dict[str, Any], str, str]] = [
         {**O3_I, "image_start": IMG, "elements": ["1", "2", "3", "4"]},
         "elements",
         "at most 3 elements with image_start",
+    ),
+    (
+        ImageToVideoRequest,
+        {**O3_I, "image_urls": [IMG], "elements": [str(i) for i in range(8)]},
+        "elements",
+        "must have at most 7 elements for kling-o3-image-to-video, counting its images, and 3 with image_start (got 8)",
     ),
     (
         ImageToVideoRequest,
@@ -347,6 +377,28 @@ def test_violation_names_field_and_rule(
     assert f"  - {path}: " in str(err)
     assert err.param == err.problems[0].path
     assert len(str(err)) < 2000, "inputs must be truncated in messages"
+
+
+@pytest.mark.parametrize("model", list(VIDEO_MODEL_RULES))
+@pytest.mark.parametrize("past", ["its-limit", "any-limit"])
+def test_too_many_elements_names_the_models_own_limit(model: str, past: str) -> None:
+    """One past the model's limit (checked with its other rules) or past the most any model takes
+    (checked before the ids are): the message states the model's own limit, from the rules table."""
+    rules = VIDEO_MODEL_RULES[model]
+    count = (rules.max_elements if past == "its-limit" else MAX_ANY_ELEMENTS) + 1
+    kwargs: dict[str, Any] = {"model": model, "prompt": "x", "elements": [str(i) for i in range(count)]}
+    if rules.image_urls:
+        kwargs["image_urls"] = [IMG]
+    elif rules.family == "image-to-video":
+        kwargs["image_start"] = IMG
+    with pytest.raises(RequestValidationError) as info:
+        build_request(REQUEST_MODELS[model], **kwargs)
+    message = dict(info.value.problems)["elements"]
+    if rules.max_elements:
+        assert message.startswith(f"must have at most {rules.max_elements} elements for {model}")
+        assert message.endswith(f"(got {count})")
+    else:
+        assert message.startswith(f"{model} takes no elements (models that do: ")
 
 
 def test_documented_message_example() -> None:

@@ -31,9 +31,9 @@ from kling_provider.models.responses import (
     Usage,
 )
 from kling_provider.models.shots import SHOT_TYPES, Shot, ShotType
-from kling_provider.models.text_to_video import ASPECT_RATIOS, AspectRatio, TextToVideoRequest
+from kling_provider.models.text_to_video import TextToVideoRequest
 from kling_provider.models.urls import check_callback_url, check_media_url
-from kling_provider.models.video import VideoRequest
+from kling_provider.models.video import ASPECT_RATIOS, AspectRatio, VideoRequest
 
 #: EvoLink model name -> the request class that builds its body (one class per family).
 REQUEST_MODELS: Mapping[str, type[KlingRequest]] = MappingProxyType(

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numbers
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Annotated, Any, ClassVar, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, PlainValidator, ValidationError
@@ -28,6 +28,7 @@ Quality = Literal["720p", "1080p", "4k"]
 QUALITIES: tuple[Quality, ...] = ("720p", "1080p", "4k")
 
 R = TypeVar("R", bound="KlingRequest")
+T = TypeVar("T")
 
 
 def plain_str(value: Any, what: str = "a string") -> str:
@@ -130,6 +131,18 @@ def sequence_items(value: Any, what: str) -> list[Any]:
     return list(value)
 
 
+def check_items(items: Sequence[Any], check: Callable[[Any], T]) -> tuple[dict[int, T], list[InitErrorDetails]]:
+    """``check`` on every item: the results by position, and a problem at each position that fails."""
+    results: dict[int, T] = {}
+    problems: list[InitErrorDetails] = []
+    for position, item in enumerate(items):
+        try:
+            results[position] = check(item)
+        except ValueError as err:  # PydanticCustomError is a ValueError
+            problems.append(detail((position,), str(err), item))
+    return results, problems
+
+
 _PLACEHOLDER = re.compile(r"<<<element_([0-9]+)>>>")
 
 
@@ -223,6 +236,7 @@ __all__ = [
     "QualityField",
     "RequiredMediaUrl",
     "StrictBool",
+    "check_items",
     "choice",
     "detail",
     "placeholder_problems",

@@ -103,7 +103,7 @@ def format_path(loc: Sequence[str | int]) -> str:
     return path or "request"
 
 
-def _message(item: ErrorDetails, model: type[BaseModel]) -> str:
+def _message(item: ErrorDetails, model: type[BaseModel], label: str) -> str:
     kind = item["type"]
     loc = item["loc"]
     if kind == KLING_ERROR:
@@ -111,13 +111,14 @@ def _message(item: ErrorDetails, model: type[BaseModel]) -> str:
     if kind == "missing":
         return "is required"
     if kind == "extra_forbidden":
-        return _unknown_field(loc, model)
+        return _unknown_field(loc, model, label)
     if kind in ("model_type", "model_attributes_type", "dict_type"):
         return f"must be a mapping of field names to values (got {show(item.get('input'))})"
     return f"{item['msg']} (got {show(item.get('input'))})"
 
 
-def _unknown_field(loc: Sequence[str | int], model: type[BaseModel]) -> str:
+def _unknown_field(loc: Sequence[str | int], model: type[BaseModel], label: str) -> str:
+    """``label`` is the model asked for (the class default when it is not given, or not valid)."""
     name = str(loc[-1]) if loc else ""
     hints: Mapping[str, str] = getattr(model, "removed_fields", {})
     if len(loc) == 1 and name in hints:
@@ -128,7 +129,6 @@ def _unknown_field(loc: Sequence[str | int], model: type[BaseModel]) -> str:
             continue
         field = owner.model_fields.get(part)
         owner = _model_in(field.annotation) if field is not None else None
-    label = getattr(model, "model_name", model.__name__)
     message = f"unknown field for {label}"
     if owner is not None:
         close = difflib.get_close_matches(name, list(owner.model_fields), n=1, cutoff=0.6)
@@ -152,11 +152,13 @@ def to_kling_error(err: ValidationError, model: type[BaseModel], name: Any = Non
     """One readable multi-line error listing every problem; ``param`` is the first field.
 
     ``name`` is the model the caller asked for (``kling-o3-text-to-video``), named in the title
-    unless it is itself one of the problems."""
-    problems = [Problem(format_path(item["loc"]), _message(item, model)) for item in err.errors(include_url=False)]
+    and in unknown-field messages unless it is itself one of the problems."""
+    items = err.errors(include_url=False)
+    paths = [format_path(item["loc"]) for item in items]
     label = getattr(model, "model_name", model.__name__)
-    if type(name) is str and len(name) <= 100 and all(p.path != "model" for p in problems):
+    if type(name) is str and len(name) <= 100 and "model" not in paths:
         label = name
+    problems = [Problem(path, _message(item, model, label)) for path, item in zip(paths, items, strict=True)]
     noun = "problem" if len(problems) == 1 else "problems"
     lines = [f"Invalid {label} request ({len(problems)} {noun}):", *(f"  - {p}" for p in problems)]
     return RequestValidationError(

@@ -9,48 +9,34 @@ from typing import Annotated, Any, ClassVar, Literal
 from pydantic import PlainValidator
 from pydantic_core import InitErrorDetails
 
-from kling_provider.models.common import choice, sequence_items
+from kling_provider.models.common import check_items, sequence_items
 from kling_provider.models.errors import detail, raise_all, show
 from kling_provider.models.families import (
     IMAGE_TO_VIDEO_MODEL_NAMES,
     O3_MAX_ELEMENTS_WITH_FIRST_FRAME,
     O3_MAX_IMAGES_AND_ELEMENTS,
     O3_MAX_IMAGES_WITH_LAST_FRAME,
-    TEXT_TO_VIDEO_MODEL_NAMES,
 )
-from kling_provider.models.text_to_video import ASPECT_RATIOS, AspectRatio
 from kling_provider.models.urls import check_media_url
-from kling_provider.models.video import MAX_ELEMENT_ID_CHARS, VideoRequest, element_id, family_model_validator
+from kling_provider.models.video import (
+    MAX_ELEMENT_ID_CHARS,
+    AspectRatioField,
+    VideoRequest,
+    element_id,
+    family_model_validator,
+)
 
-#: kling-v3-image-to-video's element limit (each model's is in the rules table).
-MAX_ELEMENTS = 3
 ImageToVideoModel = Literal["kling-v3-image-to-video", "kling-v3-turbo-image-to-video", "kling-o3-image-to-video"]
 IMAGE_TO_VIDEO_MODELS: tuple[ImageToVideoModel, ...] = IMAGE_TO_VIDEO_MODEL_NAMES  # type: ignore[assignment]
 _IMAGE_PLACEHOLDER = re.compile(r"<<<image_([0-9]+)>>>")
 
-__all__ = ["IMAGE_TO_VIDEO_MODELS", "MAX_ELEMENTS", "MAX_ELEMENT_ID_CHARS", "ImageToVideoRequest", "element_id"]
-
-
-def _media(value: Any) -> str:
-    """An explicit ``None`` is refused like any non-URL; leaving the argument out is not."""
-    return check_media_url(value)
+__all__ = ["IMAGE_TO_VIDEO_MODELS", "MAX_ELEMENT_ID_CHARS", "ImageToVideoRequest", "element_id"]
 
 
 def _image_urls(value: Any) -> tuple[str, ...]:
-    items = sequence_items(value, "image URLs")
-    urls: list[str] = []
-    problems: list[InitErrorDetails] = []
-    for position, item in enumerate(items):
-        try:
-            urls.append(check_media_url(item))
-        except ValueError as err:
-            problems.append(detail((position,), str(err), item))
+    urls, problems = check_items(sequence_items(value, "image URLs"), check_media_url)
     raise_all(problems)
-    return tuple(urls)
-
-
-def _aspect_ratio(value: Any) -> str | None:
-    return None if value is None else choice(value, ASPECT_RATIOS)
+    return tuple(urls.values())
 
 
 class ImageToVideoRequest(VideoRequest):
@@ -63,16 +49,13 @@ class ImageToVideoRequest(VideoRequest):
     """
 
     model_name: ClassVar[str] = "kling-v3-image-to-video"
-    family: ClassVar[str] = "image-to-video"
 
-    model: Annotated[
-        ImageToVideoModel,
-        family_model_validator("image-to-video", IMAGE_TO_VIDEO_MODELS, "text-to-video", TEXT_TO_VIDEO_MODEL_NAMES),
-    ] = "kling-v3-image-to-video"
-    image_start: Annotated[str | None, PlainValidator(_media)] = None
-    image_end: Annotated[str | None, PlainValidator(_media)] = None
+    model: Annotated[ImageToVideoModel, family_model_validator("image-to-video")] = "kling-v3-image-to-video"
+    # An explicit ``None`` is refused like any non-URL; leaving the argument out is not.
+    image_start: Annotated[str | None, PlainValidator(check_media_url)] = None
+    image_end: Annotated[str | None, PlainValidator(check_media_url)] = None
     image_urls: Annotated[tuple[str, ...], PlainValidator(_image_urls)] = ()
-    aspect_ratio: Annotated[AspectRatio | None, PlainValidator(_aspect_ratio)] = None
+    aspect_ratio: AspectRatioField = None
 
     @property
     def image_count(self) -> int:

@@ -5,20 +5,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import PlainValidator
+from kling_provider.models.families import TEXT_TO_VIDEO_MODEL_NAMES
+from kling_provider.models.video import AspectRatioField, VideoRequest, family_model_validator
 
-from kling_provider.models.common import choice
-from kling_provider.models.families import IMAGE_TO_VIDEO_MODEL_NAMES, TEXT_TO_VIDEO_MODEL_NAMES
-from kling_provider.models.video import VideoRequest, family_model_validator
-
-AspectRatio = Literal["16:9", "9:16", "1:1"]
-ASPECT_RATIOS: tuple[AspectRatio, ...] = ("16:9", "9:16", "1:1")
 TextToVideoModel = Literal["kling-v3-text-to-video", "kling-v3-turbo-text-to-video", "kling-o3-text-to-video"]
 TEXT_TO_VIDEO_MODELS: tuple[TextToVideoModel, ...] = TEXT_TO_VIDEO_MODEL_NAMES  # type: ignore[assignment]
-
-
-def _aspect_ratio(value: Any) -> str | None:
-    return None if value is None else choice(value, ASPECT_RATIOS)
 
 
 class TextToVideoRequest(VideoRequest):
@@ -31,13 +22,9 @@ class TextToVideoRequest(VideoRequest):
     """
 
     model_name: ClassVar[str] = "kling-v3-text-to-video"
-    family: ClassVar[str] = "text-to-video"
 
-    model: Annotated[
-        TextToVideoModel,
-        family_model_validator("text-to-video", TEXT_TO_VIDEO_MODELS, "image-to-video", IMAGE_TO_VIDEO_MODEL_NAMES),
-    ] = "kling-v3-text-to-video"
-    aspect_ratio: Annotated[AspectRatio | None, PlainValidator(_aspect_ratio)] = None
+    model: Annotated[TextToVideoModel, family_model_validator("text-to-video")] = "kling-v3-text-to-video"
+    aspect_ratio: AspectRatioField = None
 
     def _inputs(self) -> dict[str, Any]:
         return {} if self.aspect_ratio is None else {"aspect_ratio": self.aspect_ratio}

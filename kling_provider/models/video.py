@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, Any, Literal
 
-from pydantic import PlainValidator, model_validator
+from pydantic import PlainValidator, ValidationInfo, model_validator
 from pydantic_core import InitErrorDetails
 
 from kling_provider.models.common import (
@@ -25,21 +25,29 @@ from kling_provider.models.common import (
     Prompt,
     QualityField,
     StrictBool,
+    check_items,
     choice,
     placeholder_problems,
     plain_str,
     sequence_items,
 )
 from kling_provider.models.errors import detail, fail, raise_all, show
-from kling_provider.models.families import VIDEO_MODEL_RULES, VideoModelRules
+from kling_provider.models.families import (
+    O3_MAX_ELEMENTS_WITH_FIRST_FRAME,
+    VIDEO_MODEL_RULES,
+    Family,
+    VideoModelRules,
+)
 from kling_provider.models.shots import MAX_SHOT_PROMPT_CHARS, MAX_SHOTS, Shot, Shots, ShotTypeField
 
-#: The most elements any model takes (o3); each model's own limit is checked per model.
-MAX_ANY_ELEMENTS = 7
+#: The most elements any model takes: a longer list is refused before its ids are checked.
+MAX_ANY_ELEMENTS = max(rules.max_elements for rules in VIDEO_MODEL_RULES.values())
 MAX_ELEMENT_ID_CHARS = 64
 #: turbo text-to-video's shot syntax: ``镜头 n, m, words;`` (ASCII or full-width separators).
 PROMPT_SHOT = re.compile(r"镜头\s*([0-9]+)\s*[,\uff0c]\s*([0-9]+)\s*[,\uff0c]\s*([^;\uff1b]*)[;\uff1b]?")
 _SHOT_END = re.compile(r"[;\uff1b]")
+AspectRatio = Literal["16:9", "9:16", "1:1"]
+ASPECT_RATIOS: tuple[AspectRatio, ...] = ("16:9", "9:16", "1:1")
 
 
 def element_id(value: Any) -> str:
@@ -54,28 +62,48 @@ def element_id(value: Any) -> str:
     return result
 
 
-def _elements(value: Any) -> tuple[str, ...]:
+def too_many_elements(model: str | None, count: int) -> str:
+    """The message for ``count`` elements, more than ``model`` takes (``None``: the model is not valid)."""
+    rules = VIDEO_MODEL_RULES.get(model) if model is not None else None
+    if rules is None:
+        return f"must have at most {MAX_ANY_ELEMENTS} elements, the most any model takes (got {count})"
+    if rules.image_urls:  # kling-o3-image-to-video: images share the limit (the rest in _extra_problems)
+        return (
+            f"must have at most {rules.max_elements} elements for {rules.name}, counting its images, "
+            f"and {O3_MAX_ELEMENTS_WITH_FIRST_FRAME} with image_start (got {count})"
+        )
+    if rules.max_elements:
+        return f"must have at most {rules.max_elements} elements for {rules.name} (got {count})"
+    takers = ", ".join(r.name for r in VIDEO_MODEL_RULES.values() if r.max_elements)
+    return f"{rules.name} takes no elements (models that do: {takers})"
+
+
+def _elements(value: Any, info: ValidationInfo) -> tuple[str, ...]:
     items = sequence_items(value, "element ids")
     if len(items) > MAX_ANY_ELEMENTS:
-        fail(f"must have at most {MAX_ANY_ELEMENTS} elements (got {len(items)})")
-    ids: list[str] = []
-    problems: list[InitErrorDetails] = []
-    for position, item in enumerate(items):
-        try:
-            ids.append(element_id(item))
-        except ValueError as err:  # PydanticCustomError is a ValueError
-            problems.append(detail((position,), str(err), item))
-            continue
-        if ids[-1] in ids[:-1]:
-            problems.append(detail((position,), f"duplicates elements[{ids.index(ids[-1])}] ({show(ids[-1])})"))
-    raise_all(problems)
-    return tuple(ids)
+        # ``model`` is validated first (absent when it is not valid); below this length the
+        # model's limit is checked with its other rules, in ``VideoRequest._model_problems``.
+        fail(too_many_elements(info.data.get("model"), len(items)))
+    ids, problems = check_items(items, element_id)
+    first: dict[str, int] = {}
+    for position, found in ids.items():
+        if found in first:
+            problems.append(detail((position,), f"duplicates elements[{first[found]}] ({show(found)})"))
+        else:
+            first[found] = position
+    raise_all(sorted(problems, key=lambda problem: problem["loc"]))
+    return tuple(ids.values())
+
+
+def _aspect_ratio(value: Any) -> str | None:
+    return None if value is None else choice(value, ASPECT_RATIOS)
 
 
 Elements = Annotated[tuple[str, ...], PlainValidator(_elements)]
+AspectRatioField = Annotated[AspectRatio | None, PlainValidator(_aspect_ratio)]
 
 
-_FAMILY_CLASSES = {
+_FAMILY_CLASSES: dict[Family, str] = {
     "text-to-video": "KlingTextToVideoOperator / TextToVideoRequest",
     "image-to-video": "KlingImageToVideoOperator / ImageToVideoRequest",
 }
@@ -85,8 +113,11 @@ def _article(word: str) -> str:
     return "an" if word[:1] in "aeiou" else "a"
 
 
-def family_model_validator(family: str, names: tuple[str, ...], other: str, other_names: tuple[str, ...]) -> Any:
+def family_model_validator(family: Family) -> PlainValidator:
     """The ``model`` field of a family: a model of the other family gets a message saying so."""
+    names = tuple(rules.name for rules in VIDEO_MODEL_RULES.values() if rules.family == family)
+    other = next(name for name in _FAMILY_CLASSES if name != family)
+    other_names = tuple(rules.name for rules in VIDEO_MODEL_RULES.values() if rules.family == other)
 
     def check(value: Any) -> str:
         if isinstance(value, str) and str.__getitem__(value, slice(None)) in other_names:
@@ -140,9 +171,6 @@ class VideoRequest(KlingRequest):
     ``model_params.watermark_info``); ``shots`` are the per-shot prompts of
     ``multi_shot=True, shot_type="customize"``.
     """
-
-    #: "text-to-video" or "image-to-video": how messages name this class's family.
-    family: ClassVar[str] = ""
 
     prompt: Prompt = None
     negative_prompt: Prompt = None
@@ -202,12 +230,7 @@ class VideoRequest(KlingRequest):
             message = f"must be {listed} for {model}: it has no other shot type (got {show(self.shot_type)})"
             problems.append(detail(("shot_type",), message))
         if len(self.elements) > rules.max_elements:
-            if rules.max_elements:
-                message = f"must have at most {rules.max_elements} elements for {model} (got {len(self.elements)})"
-            else:
-                takers = ", ".join(r.name for r in VIDEO_MODEL_RULES.values() if r.max_elements)
-                message = f"{model} takes no elements (models that do: {takers})"
-            problems.append(detail(("elements",), message))
+            problems.append(detail(("elements",), too_many_elements(model, len(self.elements))))
         return problems
 
     def _multi_shot_problems(self) -> list[InitErrorDetails]:

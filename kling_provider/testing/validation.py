@@ -66,11 +66,13 @@ _SHOT_PROMPT_MAX = {
     "kling-v3-turbo-text-to-video": 512,
     "kling-o3-image-to-video": 512,
 }
+# Not imported from models.families on purpose: the simulator is an independent oracle from the vendor docs.
 #: kling-o3-image-to-video's prose: elements with a first frame, images + elements, and the
 #: most images that still allow a last frame.
 O3_I2V_MAX_ELEMENTS_WITH_FIRST_FRAME = 3
 O3_I2V_MAX_IMAGES_AND_ELEMENTS = 7
 O3_I2V_MAX_IMAGES_WITH_LAST_FRAME = 2
+# Not models.video.PROMPT_SHOT on purpose: the simulator is an independent oracle from the vendor docs.
 #: kling-v3-turbo-text-to-video's multi-shot syntax in the prompt: ``镜头 n, m, words;``.
 _TURBO_SHOT = re.compile(r"镜头\s*(\d+)\s*[,\uff0c]\s*(\d+)\s*[,\uff0c]\s*([^;\uff1b]*)")
 _IMAGE_PLACEHOLDER = re.compile(r"<<<image_(\d+)>>>")
