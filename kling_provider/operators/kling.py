@@ -243,7 +243,7 @@ class KlingImageToVideoOperator(_VideoOperator):
     :param image_urls: o3's reference images (``<<<image_N>>>`` in prompts), same forms.
     :param aspect_ratio: o3 only; v3 and turbo follow the first frame.
     :param elements: element ids (from :class:`KlingCreateElementOperator`), referred to in
-        prompts as ``<<<element_1>>>``...: up to 3 (not on turbo).
+        prompts as ``<<<element_1>>>``...: o3 up to 7 with its images, 3 with image_start; v3 up to 3; turbo none.
     """
 
     request_class = lazy_request_model("ImageToVideoRequest")
