@@ -148,7 +148,7 @@ def page(airflow_cluster: AirflowCluster, browser: BrowserContext, artifacts: Pa
 
 def _screenshot(page: Page, folder: Path, name: str) -> Path:
     path = folder / name
-    page.screenshot(path=str(path))
+    page.screenshot(path=str(path), animations="disabled")  # transitions jump to their end
     print(f"screenshot: {path}")
     return path
 
@@ -248,6 +248,7 @@ def test_connection_form_in_the_browser(airflow_cluster: AirflowCluster, page: P
         field = group.get_by_role("spinbutton") if numeric else group.get_by_role("textbox")
         expect(field).to_have_value(str(spec["schema"]["default"]))
         expect(field).not_to_have_attribute("type", "password")
+    expect(host).to_be_hidden()  # the standard section has finished collapsing: a settled picture
     _screenshot(page, artifacts, "03-connection-form-extra-fields.png")
 
     # Saved from the form, the connection is a kling connection with the extras the hook reads.
