@@ -245,3 +245,19 @@ def test_first_query_waits_for_settle_even_when_the_task_is_done(
     assert event["status"] == "completed"
     assert slept[0] == (7.5, 0), "the settle wait comes before the first query"
     assert kling_connection.sim.count(phase="poll") == 1
+
+
+def test_the_deployment_sets_settle_and_a_policy_overrides_it(
+    kling_connection: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``[kling] trigger_settle_seconds`` is the default; the plugin's fixtures set it to 0."""
+    from kling_provider.testing.pytest_plugin import SETTLE_ENV_VAR
+    from kling_provider.triggers.kling import configured_settle
+
+    assert configured_settle() == 0.0, "offline tests run triggers in line: nothing to settle"
+    monkeypatch.setenv(SETTLE_ENV_VAR, "12.5")
+    policy = {k: v for k, v in FAST.items() if k != "settle"}
+    assert KlingTaskTrigger("task-unified-1-a", poll_policy=policy)._policy().settle == 12.5
+    assert KlingTaskTrigger("task-unified-1-a", poll_policy={**policy, "settle": 2})._policy().settle == 2
+    monkeypatch.delenv(SETTLE_ENV_VAR)
+    assert configured_settle() == 5.0, "PollPolicy.settle when the deployment says nothing"

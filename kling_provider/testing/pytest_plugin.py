@@ -15,7 +15,9 @@ Fixtures:
     time with 1 s generations (``.sim`` is its simulator, ``.base_url`` its address).
 ``kling_connection``
     Points ``AIRFLOW_CONN_KLING_DEFAULT`` at ``kling_simulator_server`` (real HTTP: works from
-    any thread or subprocess) and returns a :class:`KlingTestConnection`.
+    any thread or subprocess) and returns a :class:`KlingTestConnection`. Both connection
+    fixtures also set ``[kling] trigger_settle_seconds`` to 0: ``dag.test()`` runs triggers in
+    line, so the deferred task waits for the simulator only.
 ``kling_inprocess_connection``
     Points ``AIRFLOW_CONN_KLING_DEFAULT`` at :data:`IN_PROCESS_BASE_URL` for use with
     ``kling_simulator``'s transports; without them the requests fail to connect (they never
@@ -54,6 +56,8 @@ __all__ = [
 #: Host used for in-process connections: loopback by name, so nothing leaks to the network.
 IN_PROCESS_BASE_URL = "http://evolink-sim.localhost"
 CONN_ID = "kling_default"
+#: ``[kling] trigger_settle_seconds`` (see ``PollPolicy.settle``), 0 under the connection fixtures.
+SETTLE_ENV_VAR = "AIRFLOW__KLING__TRIGGER_SETTLE_SECONDS"
 _MARKER = "kling_simulator"
 
 
@@ -113,6 +117,8 @@ def _connect(monkeypatch: pytest.MonkeyPatch, sim: EvoLinkSimulator, base_url: s
     value = json.dumps({"conn_type": "kling", "host": base_url, "password": key, "extra": {"files_host": base_url}})
     env_var = f"AIRFLOW_CONN_{CONN_ID.upper()}"
     monkeypatch.setenv(env_var, value)
+    # dag.test() runs triggers in line: no scheduler to race, so no settle wait before polling.
+    monkeypatch.setenv(SETTLE_ENV_VAR, "0")
     return KlingTestConnection(CONN_ID, base_url, key, sim, env_var, value)
 
 

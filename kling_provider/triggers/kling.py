@@ -29,6 +29,18 @@ from kling_provider.hooks.polling import PollPolicy
 from kling_provider.hooks.retry import RetryPolicy
 from kling_provider.models.responses import Task
 
+
+def configured_settle() -> float:
+    """``[kling] trigger_settle_seconds``, the deployment's :attr:`PollPolicy.settle` (read in the
+    triggerer): a heavily loaded scheduler may want more; ``dag.test()``, which runs triggers in
+    line with no scheduler to race, needs none (the pytest plugin sets 0)."""
+    try:
+        from airflow.sdk import conf
+    except ImportError:  # Airflow < 3.1: the Task SDK has no conf of its own yet
+        from airflow.configuration import conf  # type: ignore[assignment]
+    return max(0.0, conf.getfloat("kling", "trigger_settle_seconds", fallback=PollPolicy.settle))
+
+
 #: Event statuses; exactly one is yielded per run.
 COMPLETED, FAILED, CANCELLED, TIMEOUT, EXPIRED, ERROR = (
     "completed",
@@ -107,7 +119,9 @@ class KlingTaskTrigger(BaseTrigger):
 
     def _policy(self) -> PollPolicy:
         known = {f.name for f in fields(PollPolicy)}
-        return PollPolicy(**{k: float(v) for k, v in self.poll_policy.items() if k in known})
+        settings = {k: float(v) for k, v in self.poll_policy.items() if k in known}
+        settings.setdefault("settle", configured_settle())
+        return PollPolicy(**settings)
 
     def _retry_policy(self) -> RetryPolicy:
         known = {f.name for f in fields(RetryPolicy)}
