@@ -213,6 +213,11 @@ class AirflowCluster:
         """Start one component in its own process group, logging to a new file."""
         if name not in COMPONENTS:
             raise ValueError(f"unknown component {name!r}; one of {COMPONENTS}")
+        args = [name, "--port", str(self.api_port), "--host", "127.0.0.1"] if name == "api-server" else [name]
+        return self.spawn(name, args)
+
+    def spawn(self, name: str, airflow_args: Sequence[str]) -> subprocess.Popen[bytes]:
+        """Run ``airflow <airflow_args>`` as process ``name``: its own process group, a new log file."""
         running = self.processes.get(name)
         if running is not None and running.poll() is None:
             raise RuntimeError(f"{name} is already running (pid {running.pid})")
@@ -221,11 +226,13 @@ class AirflowCluster:
         logs.append(log_path)
         handle = log_path.open("ab")
         self._log_handles.append(handle)
-        args = [sys.executable, "-m", "airflow", name]
-        if name == "api-server":
-            args += ["--port", str(self.api_port), "--host", "127.0.0.1"]
         process = subprocess.Popen(
-            args, env=self.env, cwd=self.root, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True
+            [sys.executable, "-m", "airflow", *airflow_args],
+            env=self.env,
+            cwd=self.root,
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         self.processes[name] = process
         return process

@@ -39,24 +39,7 @@ class ReliabilityCluster(AirflowCluster):
 
     def start_triggerer(self, name: str) -> subprocess.Popen[bytes]:
         """Start one more ``airflow triggerer`` process, tracked (and stopped) as ``name``."""
-        running = self.processes.get(name)
-        if running is not None and running.poll() is None:
-            raise RuntimeError(f"{name} is already running (pid {running.pid})")
-        logs = self.component_logs.setdefault(name, [])
-        log_path = self.logs_dir / f"{name}-{len(logs) + 1}.log"
-        logs.append(log_path)
-        handle = log_path.open("ab")
-        self._log_handles.append(handle)
-        process = subprocess.Popen(
-            [sys.executable, "-m", "airflow", "triggerer"],
-            env=self.env,
-            cwd=self.root,
-            stdout=handle,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        self.processes[name] = process
-        return process
+        return self.spawn(name, ["triggerer"])
 
     def kill_triggerer(self, name: str) -> None:
         """SIGKILL a triggerer process (and its children) and stop tracking it: it is meant to be dead."""
