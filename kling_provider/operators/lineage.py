@@ -30,6 +30,7 @@ from openlineage.client.event_v2 import Dataset
 from openlineage.client.facet_v2 import RunFacet
 
 from kling_provider import __version__
+from kling_provider.operators.lineage_facts import authority
 
 if TYPE_CHECKING:
     from airflow.providers.openlineage.extractors import OperatorLineage
@@ -161,12 +162,12 @@ def dataset_for(source: Any) -> Dataset | None:
         path = unquote(parts.path)
         if parts.hostname in (None, "localhost"):
             return _local_file(path)
-        return Dataset(namespace=f"file://{_authority(parts.hostname, None)}", name=path)
+        return Dataset(namespace=f"file://{authority(parts.hostname, None)}", name=path)
     host = parts.hostname or ""
     if not host:
         return None
     if scheme in ("http", "https"):
-        return Dataset(namespace=f"{scheme}://{_authority(host, port)}", name=parts.path.lstrip("/") or "/")
+        return Dataset(namespace=f"{scheme}://{authority(host, port)}", name=parts.path.lstrip("/") or "/")
     # Object storage: the bucket is the namespace, the key the name. Any user info is the
     # Airflow connection id ObjectStoragePath embeds (s3://aws_default@bucket/key), not the place.
     return Dataset(namespace=f"{_SCHEME_ALIASES.get(scheme, scheme)}://{host}", name=parts.path.lstrip("/") or "/")
@@ -189,7 +190,7 @@ def _api_host(kling_conn_id: str) -> str:
         log.warning("OpenLineage: cannot read connection %r; naming elements after %s", kling_conn_id, DEFAULT_API_HOST)
         base = DEFAULT_API_HOST
     parts = urlsplit(base)
-    return _authority(parts.hostname or "", parts.port)
+    return authority(parts.hostname or "", parts.port)
 
 
 def _local_file(path: str) -> Dataset:
@@ -204,13 +205,6 @@ def _hostname() -> str:
     except ImportError:  # Airflow 3.0: only airflow.utils.net has it
         from airflow.utils.net import get_hostname
     return str(get_hostname())
-
-
-def _authority(host: str, port: int | None) -> str:
-    """host[:port], an IPv6 literal in brackets, without any user info (a credential)."""
-    if ":" in host:
-        host = f"[{host}]"
-    return f"{host}:{port}" if port else host
 
 
 def _as_list(value: Any) -> list[Any]:

@@ -58,8 +58,11 @@ def without_query(url: str | None) -> str | None:
     if not url:
         return None
     parts = urlsplit(url)
-    host = parts.hostname or ""
-    if ":" in host:  # IPv6 literal
+    return urlunsplit((parts.scheme, authority(parts.hostname or "", parts.port), parts.path, "", ""))
+
+
+def authority(host: str, port: int | None) -> str:
+    """host[:port], an IPv6 literal in brackets, without any user info (a credential)."""
+    if ":" in host:
         host = f"[{host}]"
-    authority = f"{host}:{parts.port}" if parts.port else host
-    return urlunsplit((parts.scheme, authority, parts.path, "", ""))
+    return f"{host}:{port}" if port else host
