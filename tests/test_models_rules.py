@@ -134,7 +134,8 @@ VIOLATIONS: list[tuple[type[KlingRequest], dict[str, Any], str, str]] = [
     (TextToVideoRequest, {**T2V, "multi_shot": "true"}, "multi_shot", "True or False"),
     (TextToVideoRequest, {**T2V, "watermark": "yes"}, "watermark", "True or False"),
     (TextToVideoRequest, {**T2V, "aspect_ratio": "4:3"}, "aspect_ratio", "must be one of '16:9', '9:16', '1:1'"),
-    (ImageToVideoRequest, {**I2V, "aspect_ratio": "16:9"}, "aspect_ratio", "not accepted by kling-v3-image-to-video"),
+    (ImageToVideoRequest, {**I2V, "aspect_ratio": "4:3"}, "aspect_ratio", "must be one of '16:9', '9:16', '1:1'"),
+    (ImageToVideoRequest, {"prompt": "x"}, "image_start", "is required, or image_end: kling-v3-image-to-video needs"),
     (TextToVideoRequest, {**T2V, "model": "kling-v3-text"}, "model", "must be one of"),
     (
         TextToVideoRequest,
@@ -212,7 +213,6 @@ VIOLATIONS: list[tuple[type[KlingRequest], dict[str, Any], str, str]] = [
     (TextToVideoRequest, {**T2V, "elements": ["1"]}, "elements", "kling-v3-text-to-video takes no elements"),
     # images
     (ImageToVideoRequest, {}, "image_start", "is required"),
-    (ImageToVideoRequest, {"image_end": IMG2}, "image_start", "is required"),
     (ImageToVideoRequest, {"image_start": None}, "image_start", "http(s) URL"),
     (ImageToVideoRequest, {"image_start": "/tmp/frame.png"}, "image_start", "must be an http(s) URL"),
     (ImageToVideoRequest, {"image_start": "ftp://example.com/a.png"}, "image_start", "http(s) URL"),
@@ -562,6 +562,39 @@ def test_image_to_video_body_with_elements() -> None:
             "watermark_info": {"enabled": True},
         },
     }
+
+
+def test_the_product_pages_image_to_video_forms_are_sent() -> None:
+    """Where the product page and the OpenAPI document disagree, the page's form is sent, not
+    refused (families.DOCUMENT_DISAGREEMENTS): an end frame alone, aspect_ratio, numeric ids."""
+    alone = ImageToVideoRequest.build(image_end=IMG2, prompt="Ends on the night sky")
+    assert alone.to_body() == {
+        "model": "kling-v3-image-to-video",
+        "prompt": "Ends on the night sky",
+        "image_end": IMG2,
+        "duration": 5,
+        "quality": "720p",
+        "sound": "off",
+    }
+    shaped = ImageToVideoRequest.build(
+        image_start=IMG, aspect_ratio="9:16", elements=[123456], prompt="<<<element_1>>>"
+    )
+    body = shaped.to_body()
+    assert body["aspect_ratio"] == "9:16"
+    assert body["model_params"] == {"element_list": [{"element_id": "123456"}]}
+    assert ImageToVideoRequest.from_body(body) == shaped
+    both = ImageToVideoRequest.build(image_end=IMG2, aspect_ratio="1:1")
+    assert (both.to_body()["image_end"], both.to_body()["aspect_ratio"]) == (IMG2, "1:1")
+
+
+def test_every_disagreement_names_a_model_and_a_request_field() -> None:
+    from kling_provider.models.families import DOCUMENT_DISAGREEMENTS
+
+    assert {d.field for d in DOCUMENT_DISAGREEMENTS} >= {"image_end", "aspect_ratio"}
+    for disagreement in DOCUMENT_DISAGREEMENTS:
+        assert disagreement.model in VIDEO_MODEL_RULES
+        assert disagreement.field in REQUEST_MODELS[disagreement.model].model_fields
+        assert "refuse" not in disagreement.client
 
 
 def test_image_to_video_prompt_is_optional() -> None:

@@ -46,3 +46,33 @@ def test_turbo_and_o3_models_make_videos(kling_connection: Any, tmp_path: Path) 
         info = mp4_info(path)
         assert (info.width, info.height) == (width, height)
         assert info.duration_s == pytest.approx(seconds, abs=0.05)
+
+
+def _run_page_forms(kling_connection: Any, tmp_path: Path) -> dict[str, Any]:
+    frame = tmp_path / "night.png"
+    frame.write_bytes(make_png(800, 800))
+    return run_dag("v3_page_forms", out=tmp_path, frame=frame)
+
+
+def test_the_product_pages_forms_are_sent_as_documented(kling_connection: Any, tmp_path: Path) -> None:
+    """An end frame alone and aspect_ratio on kling-v3-image-to-video: the page documents them, the
+    OpenAPI document does not; the operator sends them and the (page-reading) simulator makes the video."""
+    result = _run_page_forms(kling_connection, tmp_path)
+    assert "success" in result["end_frame_only"]["state"], result
+    (body,) = [r.json for r in kling_connection.sim.requests if r.phase == "submit"]
+    assert "image_start" not in body and body["image_end"].startswith(kling_connection.base_url)
+    assert body["aspect_ratio"] == "9:16"
+    info = mp4_info(tmp_path / "end.mp4")
+    assert (info.width, info.height) == (720, 1280)
+
+
+@pytest.mark.kling_simulator(generation_seconds=1, reading="openapi")
+def test_an_evolink_that_follows_the_openapi_document_refuses_them_for_free(
+    kling_connection: Any, tmp_path: Path
+) -> None:
+    result = _run_page_forms(kling_connection, tmp_path)
+    assert "failed" in result["end_frame_only"]["state"], result
+    assert result["end_frame_only"]["try_number"] == 1  # refused: no retry would be accepted either
+    submits = [r for r in kling_connection.sim.requests if r.phase == "submit"]
+    assert [r.status for r in submits] == [400]
+    assert kling_connection.sim.tasks == [] and kling_connection.sim.credits_spent == 0

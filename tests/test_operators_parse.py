@@ -88,9 +88,18 @@ def test_templated_list_keeps_its_length_for_placeholder_rules() -> None:
         )
 
 
-def test_image_to_video_rejects_aspect_ratio_and_unknown_arguments() -> None:
-    with pytest.raises(KlingValidationError, match="aspect_ratio: not accepted by kling-v3-image-to-video"):
-        KlingImageToVideoOperator(task_id="i", image_start="https://example.com/a.png", aspect_ratio="16:9")
+def test_image_to_video_aspect_ratio_and_unknown_arguments() -> None:
+    # The product page lists aspect_ratio for kling-v3-image-to-video (its OpenAPI document does
+    # not): sent, not refused. turbo's only document has none: refused.
+    KlingImageToVideoOperator(task_id="v3", image_start="https://example.com/a.png", aspect_ratio="16:9")
+    KlingImageToVideoOperator(task_id="end", image_end="https://example.com/a.png", aspect_ratio="9:16")
+    with pytest.raises(KlingValidationError, match="aspect_ratio: not accepted by kling-v3-turbo-image-to-video"):
+        KlingImageToVideoOperator(
+            task_id="i",
+            model="kling-v3-turbo-image-to-video",
+            image_start="https://example.com/a.png",
+            aspect_ratio="16:9",
+        )
     with pytest.raises(TypeError):
         KlingImageToVideoOperator(task_id="i", image_start="https://example.com/a.png", aspect="16:9")
 

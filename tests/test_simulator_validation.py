@@ -305,7 +305,9 @@ def test_defaults_and_output_sizes(kling_simulator: EvoLinkSimulator, client: ht
         ({**T2V, "quality": "1080p"}, (1920, 1080, 5)),
         ({**T2V, "quality": "1080p", "aspect_ratio": "9:16"}, (1080, 1920, 5)),
         ({**T2V, "quality": "4k"}, (3840, 2160, 5)),
-        ({**I2V, "aspect_ratio": "9:16"}, (1280, 720, 5)),  # v3 i2v ignores it: follows the image, default 16:9
+        ({**I2V}, (1280, 720, 5)),  # v3 i2v follows the image (unknown here: 16:9)
+        ({**I2V, "aspect_ratio": "9:16"}, (720, 1280, 5)),  # the product page's form: as asked
+        ({**TURBO_I, "aspect_ratio": "9:16"}, (1280, 720, 5)),  # turbo ignores it: follows the image
         ({**O3I, "image_start": "https://example.com/a.png", "aspect_ratio": "1:1"}, (720, 720, 5)),
     ]
     for body, (width, height, duration) in cases:
@@ -332,3 +334,67 @@ def test_each_model_is_checked_against_its_own_rules(client: httpx.Client) -> No
     turbo = client.post("/v1/videos/generations", json={**TURBO_I, **last_frame})
     assert turbo.status_code == 400
     assert "not supported by kling-v3-turbo-image-to-video" in turbo.json()["error"]["message"]
+
+
+# -- where the product page and the OpenAPI document disagree ---------------------------------
+
+END_ONLY = {"model": "kling-v3-image-to-video", "image_end": "https://example.com/end.png", "prompt": "Night falls"}
+#: Bodies the product page documents for kling-v3-image-to-video that its OpenAPI document refuses,
+#: with the parameter the OpenAPI reading names.
+PAGE_ONLY = [
+    pytest.param(END_ONLY, "image_start", id="end-frame-alone"),
+    pytest.param({**END_ONLY, "aspect_ratio": "9:16"}, "image_start", id="end-frame-alone-aspect"),
+    pytest.param({**I2V, "aspect_ratio": "1:1"}, "aspect_ratio", id="aspect-ratio"),
+    pytest.param(
+        {**I2V, "prompt": "<<<element_1>>>", "model_params": {"element_list": [{"element_id": 123456}]}},
+        "model_params.element_list[0].element_id",
+        id="numeric-element-id",
+    ),
+]
+
+
+@pytest.mark.parametrize(("body", "param"), PAGE_ONLY)
+def test_the_product_pages_forms_are_accepted_by_default(
+    kling_simulator: EvoLinkSimulator, client: httpx.Client, body: dict[str, Any], param: str
+) -> None:
+    assert kling_simulator.reading == "product-page"
+    response = client.post("/v1/videos/generations", json=body)
+    assert response.status_code == 200, response.text
+    assert response.json()["usage"]["credits_reserved"] == 27.0
+
+
+@pytest.mark.kling_simulator(reading="openapi")
+@pytest.mark.parametrize(("body", "param"), PAGE_ONLY)
+def test_the_openapi_reading_refuses_them_and_bills_nothing(
+    kling_simulator: EvoLinkSimulator, client: httpx.Client, body: dict[str, Any], param: str
+) -> None:
+    assert kling_simulator.reading == "openapi"
+    response = client.post("/v1/videos/generations", json=body)
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["param"] == param
+    assert kling_simulator.tasks == [] and kling_simulator.credits_spent == 0
+
+
+@pytest.mark.parametrize("reading", ["product-page", "openapi"])
+def test_what_both_documents_refuse_is_refused_in_either_reading(reading: Any) -> None:
+    from kling_provider.testing.validation import RequestRejected, validate_generation
+
+    refused = [
+        ({"model": "kling-v3-image-to-video", "prompt": "x"}, "image_start"),  # no frame at all
+        ({**I2V, "aspect_ratio": "4:3"}, "aspect_ratio"),
+        ({**TURBO_I, "image_end": B}, "image_end"),
+        ({**O3I, "image_end": B, "image_urls": [A]}, "image_end"),  # o3: a last frame needs a first
+    ]
+    for body, param in refused:
+        with pytest.raises(RequestRejected) as info:
+            validate_generation(body, reading=reading)
+        assert info.value.param == param, (body, info.value.message)
+
+
+def test_the_reading_is_checked_and_set_from_the_command_line() -> None:
+    from kling_provider.testing.__main__ import build_parser, build_simulator
+
+    assert build_simulator(build_parser().parse_args([])).reading == "product-page"
+    assert build_simulator(build_parser().parse_args(["--reading", "openapi"])).reading == "openapi"
+    with pytest.raises(ValueError, match="reading must be one of"):
+        EvoLinkSimulator(reading="strict")  # type: ignore[arg-type]

@@ -21,6 +21,12 @@ Decisions where the documents are silent or unclear (also in ``docs/operators/*.
   is rendered in that syntax for it, and a hand-written one is checked by the same rules.
 * turbo image-to-video documents images of up to 50 MB; images this package uploads are still
   checked against 10 MB, the file API's limit as far as anything says (URLs are not measured).
+
+Where the product page (``shared/seed``, which documents kling-v3-image-to-video field by field)
+and that model's newer OpenAPI document disagree, the client does not refuse: it sends what the
+page documents and lets EvoLink judge (a refused request creates no task and costs nothing). The
+page also says the EvoLink console and API responses are the source of truth. See
+:data:`DOCUMENT_DISAGREEMENTS`; rules both documents agree on stay strict.
 """
 
 from __future__ import annotations
@@ -53,6 +59,9 @@ class VideoModelRules:
     aspect_ratio: bool = True
     image_start_required: bool = False
     image_end: bool = False
+    #: ``image_end`` may stand without ``image_start`` (kling-v3-image-to-video on the product
+    #: page: "at least one of image_start or image_end must be provided").
+    image_end_alone: bool = False
     image_urls: bool = False
 
     @property
@@ -84,9 +93,11 @@ _RULES = (
         "image-to-video",
         prompt_required=False,
         max_elements=3,
-        aspect_ratio=False,
-        image_start_required=True,
+        # The product page's reading (the OpenAPI document requires image_start and has no
+        # aspect_ratio): see DOCUMENT_DISAGREEMENTS.
+        aspect_ratio=True,
         image_end=True,
+        image_end_alone=True,
     ),
     VideoModelRules(
         "kling-v3-turbo-image-to-video",
@@ -117,6 +128,51 @@ VIDEO_MODEL_RULES: Mapping[str, VideoModelRules] = MappingProxyType({rules.name:
 TEXT_TO_VIDEO_MODEL_NAMES = tuple(r.name for r in _RULES if r.family == "text-to-video")
 IMAGE_TO_VIDEO_MODEL_NAMES = tuple(r.name for r in _RULES if r.family == "image-to-video")
 
+
+@dataclass(frozen=True)
+class Disagreement:
+    """One point where the product page and a model's OpenAPI document say different things."""
+
+    model: str
+    field: str
+    product_page: str
+    openapi: str
+    #: What the client does: never a refusal the page contradicts.
+    client: str
+
+
+#: Where the product page and the OpenAPI documents disagree, and what the client does.
+DOCUMENT_DISAGREEMENTS: tuple[Disagreement, ...] = (
+    Disagreement(
+        "kling-v3-image-to-video",
+        "image_end",
+        "at least one of image_start or image_end must be provided (an end frame may stand alone)",
+        "image_start is required; a last frame needs a first frame",
+        "accepts an end frame alone and sends it",
+    ),
+    Disagreement(
+        "kling-v3-image-to-video",
+        "aspect_ratio",
+        "16:9, 9:16 or 1:1; may be omitted when a first frame is given (the video adapts to it)",
+        "not a parameter (the video follows the first frame)",
+        "accepts 16:9, 9:16 or 1:1 and sends it",
+    ),
+    Disagreement(
+        "kling-v3-image-to-video",
+        "quality",
+        "720p or 1080p",
+        "720p, 1080p or 4k",
+        "accepts 4k too (its price is published nowhere: the estimate is unknown)",
+    ),
+    Disagreement(
+        "kling-v3-image-to-video",
+        "elements",
+        "element_list items are {element_id: long} (a number)",
+        "element_list items are {element_id: string}",
+        "accepts numbers and strings, sends strings (the same id either way)",
+    ),
+)
+
 #: kling-o3-image-to-video: elements with a first frame, images and elements together, and
 #: the most images that still allow a last frame.
 O3_MAX_ELEMENTS_WITH_FIRST_FRAME = 3
@@ -124,12 +180,14 @@ O3_MAX_IMAGES_AND_ELEMENTS = 7
 O3_MAX_IMAGES_WITH_LAST_FRAME = 2
 
 __all__ = [
+    "DOCUMENT_DISAGREEMENTS",
     "IMAGE_TO_VIDEO_MODEL_NAMES",
     "O3_MAX_ELEMENTS_WITH_FIRST_FRAME",
     "O3_MAX_IMAGES_AND_ELEMENTS",
     "O3_MAX_IMAGES_WITH_LAST_FRAME",
     "TEXT_TO_VIDEO_MODEL_NAMES",
     "VIDEO_MODEL_RULES",
+    "Disagreement",
     "Family",
     "VideoModelRules",
 ]

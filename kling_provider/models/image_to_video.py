@@ -44,8 +44,10 @@ class ImageToVideoRequest(VideoRequest):
 
     ``image_start``, ``image_end`` and ``image_urls`` (o3's reference images) are http(s)
     URLs: upload local files with the hook first. ``elements`` come from
-    ``kling-custom-element``, referred to in prompts as ``<<<element_1>>>``... v3 and turbo
-    take no ``aspect_ratio``: the video takes the first frame's.
+    ``kling-custom-element``, referred to in prompts as ``<<<element_1>>>``... turbo takes no
+    ``aspect_ratio``: the video takes the first frame's. On kling-v3-image-to-video an end frame
+    may stand alone and ``aspect_ratio`` is sent, as the product page documents (its OpenAPI
+    document disagrees: see ``families.DOCUMENT_DISAGREEMENTS``).
     """
 
     model_name: ClassVar[str] = "kling-v3-image-to-video"
@@ -66,6 +68,8 @@ class ImageToVideoRequest(VideoRequest):
         rules, model = self.rules, self.model
         if self.image_start is None and rules.image_start_required:
             problems.append(detail(("image_start",), "is required"))
+        elif self.image_start is None and self.image_end is None and rules.image_end_alone:
+            problems.append(detail(("image_start",), f"is required, or image_end: {model} needs at least one frame"))
         if self.image_end is not None and not rules.image_end:
             problems.append(detail(("image_end",), f"not accepted by {model} (it has no last frame)"))
         if self.image_urls and not rules.image_urls:
@@ -84,7 +88,7 @@ class ImageToVideoRequest(VideoRequest):
 
     def _extra_problems(self) -> list[InitErrorDetails]:
         problems: list[InitErrorDetails] = []
-        if self.image_end is not None and self.image_start is None:
+        if self.image_end is not None and self.image_start is None and not self.rules.image_end_alone:
             problems.append(detail(("image_end",), "needs image_start: a last frame needs a first frame"))
         if not self.rules.image_urls:
             return problems

@@ -238,10 +238,11 @@ class KlingImageToVideoOperator(_VideoOperator):
     :param image_start: first frame: an https URL, a local path, or an object-storage
         path/URI (``s3://...``, read with ``image_conn_id``). Non-URLs are checked (JPG/PNG,
         <= 10 MB, >= 300 px, aspect 1:2.5..2.5:1) and uploaded through EvoLink's file API.
-        Required except on o3 with ``image_urls``.
-    :param image_end: last frame, same forms; needs ``image_start`` (not on turbo).
+        Required except on v3 with ``image_end`` and on o3 with ``image_urls``.
+    :param image_end: last frame, same forms; may stand alone on v3 (the product page says so,
+        its OpenAPI document does not), needs ``image_start`` on o3, not on turbo.
     :param image_urls: o3's reference images (``<<<image_N>>>`` in prompts), same forms.
-    :param aspect_ratio: o3 only; v3 and turbo follow the first frame.
+    :param aspect_ratio: o3, and v3 as its product page documents; turbo follows the first frame.
     :param elements: element ids (from :class:`KlingCreateElementOperator`), referred to in
         prompts as ``<<<element_1>>>``...: o3 up to 7 with its images, 3 with image_start; v3 up to 3; turbo none.
     """

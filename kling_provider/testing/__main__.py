@@ -16,6 +16,7 @@ import uvicorn
 
 from kling_provider.testing.app import DEFAULT_API_KEY, EvoLinkSimulator
 from kling_provider.testing.clock import SimClock
+from kling_provider.testing.validation import READINGS
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -38,6 +39,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--link-lifetime", type=float, default=86400.0, help="result link lifetime, s (default 86400)")
     parser.add_argument("--credits", type=float, default=None, help="account balance (default: unlimited)")
     parser.add_argument("--seed", type=int, default=0, help="seed for jitter and ids")
+    parser.add_argument(
+        "--reading",
+        choices=READINGS,
+        default="product-page",
+        help="where the product page and the OpenAPI document disagree (kling-v3-image-to-video's end frame "
+        "alone, aspect_ratio): accept either's form (product-page, default) or the OpenAPI's only (openapi)",
+    )
     parser.add_argument("--log-level", default="warning", help="uvicorn log level (default: warning)")
     return parser
 
@@ -54,6 +62,7 @@ def build_simulator(args: argparse.Namespace) -> EvoLinkSimulator:
         link_lifetime=args.link_lifetime,
         credits=args.credits,
         seed=args.seed,
+        reading=args.reading,
     )
 
 

@@ -64,7 +64,9 @@ from kling_provider.testing.state import (
 from kling_provider.testing.transports import SimAsyncTransport, SimSyncTransport, in_process_call
 from kling_provider.testing.validation import (
     IMAGE_MAX_BYTES,
+    READINGS,
     GenerationSpec,
+    Reading,
     RequestRejected,
     nearest_aspect_ratio,
     output_size,
@@ -182,6 +184,10 @@ class EvoLinkSimulator:
     :param max_files: live uploaded files allowed per key (vendor default group: 2000).
     :param denied_models: models the key may not use (403 ``model_access_denied``).
     :param seed: seeds jitter, ids and probabilistic faults, for reproducible runs.
+    :param reading: where EvoLink's product page and its newer OpenAPI document disagree
+        (kling-v3-image-to-video's end frame alone, ``aspect_ratio``, numeric element ids):
+        ``"product-page"`` (default) accepts either document's form, ``"openapi"`` only the
+        OpenAPI document's (see :data:`~kling_provider.testing.validation.Reading`).
     """
 
     def __init__(
@@ -205,11 +211,15 @@ class EvoLinkSimulator:
         max_files: int = 2000,
         denied_models: Iterable[str] = (),
         seed: int = 0,
+        reading: Reading = "product-page",
     ) -> None:
         if not 0 <= duration_jitter < 1:
             raise ValueError("duration_jitter must be in [0, 1)")
         if error_shape not in ("string", "integer"):
             raise ValueError("error_shape must be 'string' or 'integer'")
+        if reading not in READINGS:
+            raise ValueError(f"reading must be one of {', '.join(READINGS)} (got {reading!r})")
+        self.reading: Reading = reading
         self.api_keys = frozenset([api_keys] if isinstance(api_keys, str) else api_keys)
         self.accept_any_key = accept_any_key
         self.clock = clock or SimClock()
@@ -528,7 +538,7 @@ class EvoLinkSimulator:
         except ValueError:
             return self._error(400, message="Request body is not valid JSON")
         try:
-            spec = validate_generation(body)
+            spec = validate_generation(body, reading=self.reading)
         except RequestRejected as rejected:
             return self._error(rejected.status, code=rejected.code, message=rejected.message, param=rejected.param)
         if spec.model in self.denied_models:

@@ -25,7 +25,11 @@ Fixtures:
 
 Both simulator fixtures take options from the marker
 ``@pytest.mark.kling_simulator(clock_speed=..., **EvoLinkSimulator_kwargs)``, e.g.
-``@pytest.mark.kling_simulator(error_shape="integer", rate_limit_rpm=10)``.
+``@pytest.mark.kling_simulator(error_shape="integer", rate_limit_rpm=10)``. Where EvoLink's
+product page and its OpenAPI document disagree (kling-v3-image-to-video's end frame alone and
+``aspect_ratio``), the simulator accepts either form; ``@pytest.mark.kling_simulator(
+reading="openapi")`` makes it refuse what only the product page allows, as the live API would
+if it followed the OpenAPI document.
 
 Simulator modules are imported inside the fixtures, so registering this plugin costs nothing
 in a session that does not use them.

@@ -25,9 +25,11 @@ from jsonschema.exceptions import ValidationError, best_match
 __all__ = [
     "CUSTOM_ELEMENT_MODEL",
     "IMAGE_MAX_BYTES",
+    "READINGS",
     "SUPPORTED_MODELS",
     "GenerationSpec",
     "ImageInfo",
+    "Reading",
     "RequestRejected",
     "output_size",
     "price_credits",
@@ -42,8 +44,26 @@ IMAGE_TO_VIDEO_MODELS = frozenset(
     {"kling-v3-image-to-video", "kling-v3-turbo-image-to-video", "kling-o3-image-to-video"}
 )
 SUPPORTED_MODELS = TEXT_TO_VIDEO_MODELS | IMAGE_TO_VIDEO_MODELS | {CUSTOM_ELEMENT_MODEL}
-#: Models whose output shape follows the input image (no aspect_ratio parameter any more).
+#: Models whose output shape follows the input image when no aspect_ratio is given (turbo
+#: takes none at all; v3 takes one on the product page's reading, below).
 _ADAPTIVE_ASPECT_MODELS = frozenset({"kling-v3-image-to-video", "kling-v3-turbo-image-to-video"})
+#: How to read the vendor's two documents where they disagree (on kling-v3-image-to-video, the
+#: one model the product page in ``shared/seed`` documents field by field):
+#:
+#: * ``"product-page"`` (the default) accepts what either document allows: an end frame alone
+#:   ("at least one of image_start or image_end must be provided"), ``aspect_ratio`` (16:9,
+#:   9:16, 1:1; without it the video follows the frame it is given) and element ids as numbers
+#:   (the page's ``{element_id: long}``), besides everything the OpenAPI document allows.
+#: * ``"openapi"`` follows the newer OpenAPI document alone: ``image_start`` is required,
+#:   ``aspect_ratio`` is refused as undocumented, element ids must be strings.
+#:
+#: The product page says the console and API responses are the source of truth; which reading
+#: the live API follows is not known, so tests of the client can run against either.
+Reading = Literal["product-page", "openapi"]
+READINGS: tuple[Reading, ...] = ("product-page", "openapi")
+#: The model the product page documents, where its reading differs from the OpenAPI document's.
+PAGE_MODEL = "kling-v3-image-to-video"
+PAGE_ASPECT_RATIOS = ("16:9", "9:16", "1:1")
 #: Turbo models have no ``sound`` parameter.
 _SILENT_MODELS = frozenset({"kling-v3-turbo-text-to-video", "kling-v3-turbo-image-to-video"})
 
@@ -56,7 +76,8 @@ V3_MAX_ELEMENTS = 3
 #: Fields some Kling models take and others' documents do not list. Sent to a model whose
 #: document lacks them, they are refused (as ``element_list`` is): a vendor that dropped them
 #: silently would make a video without the negative prompt, last frame or shots asked for.
-#: (``sound`` on turbo and ``aspect_ratio`` on v3/turbo image-to-video stay ignored, as before.)
+#: (``sound`` on turbo and ``aspect_ratio`` on turbo image-to-video stay ignored, as before; v3
+#: image-to-video's ``aspect_ratio`` depends on the :data:`Reading`.)
 _REFUSED_WHEN_UNDOCUMENTED = ("negative_prompt", "image_end", "image_urls", "model_params")
 MAX_SHOTS = 6
 #: Shot prompt limit by model, where its document states one (o3 text-to-video's does not).
@@ -223,8 +244,13 @@ def _schema_check(model: str, body: dict[str, Any]) -> None:
 # ---------------------------------------------------------------------------------------------
 
 
-def validate_generation(body: Any) -> GenerationSpec:
-    """Check a create-task body like EvoLink does; raise :class:`RequestRejected` (HTTP 400)."""
+def validate_generation(body: Any, *, reading: Reading = "product-page") -> GenerationSpec:
+    """Check a create-task body like EvoLink does; raise :class:`RequestRejected` (HTTP 400).
+
+    ``reading`` decides where the product page and the OpenAPI document disagree (see
+    :data:`Reading`)."""
+    if reading not in READINGS:
+        raise ValueError(f"reading must be one of {READINGS} (got {reading!r})")
     if not isinstance(body, dict):
         raise RequestRejected("Request body must be a JSON object")
     model = body.get("model")
@@ -234,20 +260,50 @@ def validate_generation(body: Any) -> GenerationSpec:
         raise RequestRejected(f"Unsupported model: {model[:100]}", param="model")
     if model == CUSTOM_ELEMENT_MODEL:
         return _validate_custom_element(body)
-    return _validate_video(model, body)
+    return _validate_video(model, body, page=reading == "product-page" and model == PAGE_MODEL)
 
 
-def _validate_video(model: str, body: dict[str, Any]) -> GenerationSpec:
+def _page_forms(body: dict[str, Any]) -> dict[str, Any]:
+    """The body as the OpenAPI schema would have it, for the product page's forms of it.
+
+    An end frame alone is checked as if it were also the first frame, element ids given as
+    numbers as if they were strings, and ``aspect_ratio`` (which the schema does not declare)
+    is checked here against the page's list.
+    """
+    if "aspect_ratio" in body and body["aspect_ratio"] not in PAGE_ASPECT_RATIOS:
+        listed = ", ".join(PAGE_ASPECT_RATIOS)
+        raise RequestRejected(f"aspect_ratio must be one of {listed}", param="aspect_ratio")
+    if "image_start" not in body and "image_end" not in body:
+        raise RequestRejected("At least one of image_start or image_end must be provided", param="image_start")
+    checked = dict(body)
+    if "image_start" not in checked:
+        checked["image_start"] = checked["image_end"]
+    params = checked.get("model_params")
+    elements = params.get("element_list") if isinstance(params, dict) else None
+    if isinstance(elements, list):
+        as_strings = [
+            {**item, "element_id": str(item["element_id"])}
+            if isinstance(item, dict) and type(item.get("element_id")) is int
+            else item
+            for item in elements
+        ]
+        checked["model_params"] = {**params, "element_list": as_strings}  # type: ignore[dict-item]
+    return checked
+
+
+def _validate_video(model: str, body: dict[str, Any], *, page: bool = False) -> GenerationSpec:
     params = body.get("model_params")
     params = params if isinstance(params, dict) else {}
     multi_shot = params.get("multi_shot") is True
     customize = multi_shot and params.get("shot_type") == "customize"
-    checked = body
-    if customize and "prompt" not in body:
+    checked = _page_forms(body) if page else body
+    if customize and "prompt" not in checked:
         # The schema lists prompt as required, but the docs say it may be empty (and is
         # ignored) with multi_shot + customize: check the rest of the body as if it were "".
-        checked = {**body, "prompt": ""}
+        checked = {**checked, "prompt": ""}
     _schema_check(model, checked)
+    if model == PAGE_MODEL and not page and "aspect_ratio" in body:
+        raise RequestRejected(f"aspect_ratio is not supported by {model}", param="aspect_ratio")
     properties = _request_properties(model)
     for name in _REFUSED_WHEN_UNDOCUMENTED:
         if name in body and name not in properties:
@@ -291,7 +347,7 @@ def _validate_video(model: str, body: dict[str, Any]) -> GenerationSpec:
     for name in ("image_start", "image_end"):
         if name in body:
             images.append(_check_url(body[name], name))
-    if "image_end" in body and "image_start" not in body:
+    if "image_end" in body and "image_start" not in body and not page:
         raise RequestRejected("image_end requires image_start", param="image_end")
     for i, url in enumerate(body.get("image_urls") or []):
         images.append(_check_url(url, f"image_urls[{i}]"))
@@ -302,8 +358,10 @@ def _validate_video(model: str, body: dict[str, Any]) -> GenerationSpec:
     quality = body.get("quality", "720p")
     sound = body.get("sound") == "on" and model not in _SILENT_MODELS
     aspect = body.get("aspect_ratio")
-    if model in _ADAPTIVE_ASPECT_MODELS:
-        aspect = None  # no longer accepted: the output follows the image
+    if model in _ADAPTIVE_ASPECT_MODELS and not page:
+        aspect = None  # not accepted (turbo ignores it): the output follows the image
+    elif model in _ADAPTIVE_ASPECT_MODELS:
+        pass  # the page's reading: as asked, else (None) the output follows the frame given
     elif aspect is None:
         aspect = "16:9"
     return GenerationSpec(

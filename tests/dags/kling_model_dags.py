@@ -44,3 +44,22 @@ with DAG(
         output_uri="{{ params.out }}/o3_images.mp4",
         poll_policy=FAST,
     )
+
+with DAG(
+    dag_id="v3_page_forms",
+    start_date=datetime(2026, 1, 1),
+    schedule=None,
+    catchup=False,
+    params={"out": "/tmp/unused", "frame": ""},
+):
+    # The product page's forms for kling-v3-image-to-video, which its OpenAPI document lacks: an
+    # end frame alone and aspect_ratio. Sent as they are; EvoLink judges (retries would not help).
+    KlingImageToVideoOperator(
+        task_id="end_frame_only",
+        image_end="{{ params.frame }}",
+        aspect_ratio="9:16",
+        prompt="the city lights come on one by one",
+        output_uri="{{ params.out }}/end.mp4",
+        retries=2,
+        poll_policy=FAST,
+    )
