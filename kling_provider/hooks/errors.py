@@ -66,6 +66,27 @@ def parse_api_error(response: httpx.Response) -> ApiError | None:
     return None
 
 
+def refusal_status(response: httpx.Response) -> int | None:
+    """The HTTP error status a 2xx answer stands for, when its body is the file API's failure
+    envelope (``{"success": false, "code": 400, "msg": ...}``), else None.
+
+    The file API documents a failure as a non-2xx status *or* ``success: false``, and sends the
+    latter with HTTP 200: its ``code`` says what kind of failure, as a status would. A code that
+    is not an error status still means a refusal: 400.
+    """
+    try:
+        body = json.loads(response.content or b"null")
+    except ValueError:
+        return None
+    if not isinstance(body, dict) or body.get("success") is not False:
+        return None
+    try:
+        code = int(body.get("code"))  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return 400
+    return code if 400 <= code <= 599 else 400
+
+
 def retry_after_seconds(response: httpx.Response, api_error: ApiError | None) -> float | None:
     """Retry-After header (seconds or HTTP date), else a "retry after N seconds" hint in the body."""
     header = response.headers.get("retry-after")
@@ -102,9 +123,14 @@ def body_snippet(response: httpx.Response) -> str:
     return text[:_MAX_SNIPPET] + ("..." if len(text) > _MAX_SNIPPET else "")
 
 
-def error_from_response(response: httpx.Response, *, what: str) -> KlingError:
-    """The typed error for a non-success answer; ``what`` names the call for the message."""
-    status = response.status_code
+def error_from_response(response: httpx.Response, *, what: str, status: int | None = None) -> KlingError:
+    """The typed error for a non-success answer; ``what`` names the call for the message.
+
+    ``status`` is the status the answer stands for when it is not the HTTP one (a refusal sent
+    with HTTP 200, see :func:`refusal_status`): it picks the class and ``status_code``, while the
+    message keeps the status that was really sent.
+    """
+    status = response.status_code if status is None else status
     api_error = parse_api_error(response)
     cls = _BY_STATUS.get(status) or (KlingServerError if status >= 500 else KlingError)
     if api_error is not None and api_error.message:
@@ -113,7 +139,7 @@ def error_from_response(response: httpx.Response, *, what: str) -> KlingError:
             detail = f"{api_error.code}: {detail}"
     else:
         detail = body_snippet(response) or "empty body"
-    message = f"{what} failed with HTTP {status} ({detail})"
+    message = f"{what} failed with HTTP {response.status_code} ({detail})"
     if api_error is not None and api_error.param:
         message += f"; field: {api_error.param}"
     advice = _ADVICE.get(cls)

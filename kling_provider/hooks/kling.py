@@ -339,17 +339,24 @@ class KlingHook(BaseHook):
         data, name, size = _read_image(source, conn_id, field)
         info = validate_image(io.BytesIO(data), size, field)
         files = {"file": (f"{name}.{'png' if info.format == 'png' else 'jpg'}", data, info.mime_type)}
-        return self._run(
-            _plan(
-                _Send("POST", self.settings.files_base_url + UPLOAD_STREAM_PATH, files=files),
-                self.settings,
-                self.retry_policy,
-                CallKind.IDEMPOTENT,
-                what=f"upload of {field}",
-                parse=_parse_upload,
-                log=self.log,
+        try:
+            return self._run(
+                _plan(
+                    _Send("POST", self.settings.files_base_url + UPLOAD_STREAM_PATH, files=files),
+                    self.settings,
+                    self.retry_policy,
+                    CallKind.IDEMPOTENT,
+                    what=f"upload of {field}",
+                    parse=_parse_upload,
+                    log=self.log,
+                )
             )
-        )
+        except KlingValidationError as err:
+            # EvoLink refused this image (a 400, or success: false): say which one, like the
+            # client-side checks do.
+            raise KlingValidationError(
+                f"{field}: {err.message}", status_code=err.status_code, code=err.code, param=field
+            ) from None
 
     def check_image(
         self,
@@ -565,7 +572,7 @@ def _plan(
         if isinstance(decision, Accept):
             try:
                 return parse(outcome)
-            except (ValueError, ValidationError) as err:
+            except _Unreadable as err:  # only this: a refusal raised by parse is not garbage
                 if kind is CallKind.SUBMIT:
                     decision = Unknown(f"the answer could not be read ({_short(err)})")
                 else:
@@ -605,14 +612,14 @@ def _parse_task(response: httpx.Response) -> Task:
 
 
 def _parse_upload(response: httpx.Response) -> str:
+    """The ``file_url`` of an accepted upload (a ``success: false`` answer never gets here: the
+    retry rules judge it by its code, see :func:`.errors.refusal_status`)."""
     try:
         parsed = FileUploadResponse.model_validate_json(response.content)
     except ValidationError as err:
         raise _Unreadable(_short(err)) from None
     if not parsed.success or parsed.data is None:
-        raise KlingValidationError(
-            f"image upload refused by EvoLink: {parsed.msg or 'no reason given'}", code=str(parsed.code)
-        )
+        raise _Unreadable(f"success={parsed.success} without data (code {parsed.code}: {parsed.msg})")
     return parsed.data.file_url
 
 

@@ -29,7 +29,7 @@ from enum import Enum
 import httpx
 
 from kling_provider.exceptions import KlingError
-from kling_provider.hooks.errors import error_from_response, parse_api_error, retry_after_seconds
+from kling_provider.hooks.errors import error_from_response, parse_api_error, refusal_status, retry_after_seconds
 
 #: Transport errors raised before a single byte of the request left this machine.
 NOT_SENT_ERRORS: tuple[type[httpx.TransportError], ...] = (
@@ -104,31 +104,42 @@ def decide_on_error(kind: CallKind, error: httpx.TransportError, attempt: int, p
 def decide_on_response(
     kind: CallKind, response: httpx.Response, attempt: int, policy: RetryPolicy, *, what: str
 ) -> Decision:
-    """A request that got an HTTP answer (its body already read)."""
+    """A request that got an HTTP answer (its body already read).
+
+    A 2xx carrying the file API's failure envelope is judged as the status its code names.
+    """
     status = response.status_code
     if 200 <= status < 300:
-        return Accept()
-    error = error_from_response(response, what=what)
+        refused = refusal_status(response)
+        if refused is None:
+            return Accept()
+        status = refused
+    error = error_from_response(response, what=what, status=status)
     vendor_body = parse_api_error(response) is not None
     if kind is CallKind.SUBMIT:
         if status in (429, 503) and vendor_body:
-            return _retry(response, error, attempt, policy)
+            return _retry(response, error, attempt, policy, _reason(response, status))
         if status >= 500 and vendor_body and status not in (503, 504):
             return Fail(error)
         if status >= 500 or status == 408:
             return Unknown(f"HTTP {status} without a definite answer from EvoLink ({error.message})")
         return Fail(error)
     if status in _RETRYABLE_STATUS or status >= 500:
-        return _retry(response, error, attempt, policy)
+        return _retry(response, error, attempt, policy, _reason(response, status))
     return Fail(error)
 
 
-def _retry(response: httpx.Response, error: KlingError, attempt: int, policy: RetryPolicy) -> Decision:
+def _reason(response: httpx.Response, status: int) -> str:
+    sent = f"HTTP {response.status_code}"
+    return sent if status == response.status_code else f"{sent} with code {status}"
+
+
+def _retry(response: httpx.Response, error: KlingError, attempt: int, policy: RetryPolicy, reason: str) -> Decision:
     hint = retry_after_seconds(response, parse_api_error(response))
     if hint is None:
-        return Retry(policy.backoff(attempt), f"HTTP {response.status_code}", error)
+        return Retry(policy.backoff(attempt), reason, error)
     if hint > policy.max_server_wait:
         return Fail(error)
     # A little jitter on top of the server's hint keeps a thousand waiting clients from
     # returning in the same millisecond.
-    return Retry(hint + random.uniform(0, min(1.0, hint * 0.1)), f"HTTP {response.status_code}", error)
+    return Retry(hint + random.uniform(0, min(1.0, hint * 0.1)), reason, error)

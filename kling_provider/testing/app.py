@@ -497,7 +497,7 @@ class EvoLinkSimulator:
             message = fault.message or _phrase(status)
             if fault.retry_hint is not None:
                 message += f", retry after {math.ceil(fault.retry_hint)} seconds"
-            return _files_error(status, message, headers=headers)
+            return _files_error(status, message, headers=headers, code=fault.code)
         if phase in ("download", "file"):
             return Response(f"{status} {_phrase(status)}\n", status, headers=headers, media_type="text/plain")
         return self._error(
@@ -939,9 +939,13 @@ def _phrase(status: int) -> str:
         return "Error"
 
 
-def _files_error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
-    """The file API's envelope for a failure."""
-    return JSONResponse({"success": False, "code": status, "msg": message}, status_code=status, headers=headers)
+def _files_error(
+    status: int, message: str, headers: dict[str, str] | None = None, code: str | int | None = None
+) -> JSONResponse:
+    """The file API's envelope for a failure; its ``code`` is the HTTP status unless told otherwise
+    (the API also refuses with HTTP 200 and ``{"success": false, "code": 400}``)."""
+    body = {"success": False, "code": status if code is None else code, "msg": message}
+    return JSONResponse(body, status_code=status, headers=headers)
 
 
 def _cdn_error(status: int, code: str, message: str) -> Response:

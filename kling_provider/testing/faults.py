@@ -73,7 +73,9 @@ class Fault:
 
     * ``status``: answer ``status`` (default 503) with the vendor's error body, in ``error_shape``
       (default: the simulator's), with ``Retry-After: retry_after`` if set and the hint
-      "retry after ``retry_hint`` seconds" in the body if set.
+      "retry after ``retry_hint`` seconds" in the body if set. On the file API the body is its
+      ``{"success": false, "code": ..., "msg": message}`` envelope, whose ``code`` is ``code`` when
+      set: ``status=200, code=400`` is a refusal sent with HTTP 200.
     * ``slow``: answer ``delay`` seconds late. Over HTTP it really waits (without blocking);
       in-process it raises :class:`SimulatedReadTimeout` when ``delay`` reaches the client's read
       timeout, else waits.

@@ -156,6 +156,14 @@ SUBMIT_CASES: dict[str, Case] = {
     ),
     # A late answer within the client's timeout is just an answer.
     "slow-within-timeout": Case(({"kind": "slow", "delay": 0.05},), None, 1, 1),
+    # An error object under HTTP 200 is no task and no documented refusal: the outcome stays open.
+    "vendor-error-under-200": Case(
+        ({"status": 200, "code": "invalid_parameters", "message": "duration is not allowed"},),
+        KlingSubmissionUnknownError,
+        1,
+        0,
+        ("could not be read",),
+    ),
 }
 
 
@@ -250,6 +258,14 @@ POLL_CASES: dict[str, Case] = {
     "malformed-invalid-json": Case(({"kind": "malformed", "malformed": "invalid_json"},), None, 2),
     "malformed-exhausted": Case(
         ({"kind": "malformed", "malformed": "invalid_json", "rate": 1.0},),
+        KlingServerError,
+        MAX_ATTEMPTS,
+        words=(_GAVE_UP, "unreadable answer"),
+    ),
+    # An error object under HTTP 200 is not a task: read as garbage, and a query is free to repeat.
+    "vendor-error-under-200": Case(({"status": 200, "code": "invalid_request"},), None, 2),
+    "vendor-error-under-200-exhausted": Case(
+        ({"status": 200, "code": 400, "error_shape": "integer", "rate": 1.0},),
         KlingServerError,
         MAX_ATTEMPTS,
         words=(_GAVE_UP, "unreadable answer"),

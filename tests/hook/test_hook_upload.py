@@ -263,3 +263,73 @@ def test_upload_with_a_wrong_key(env: SimEnv) -> None:
     assert_secret_free(info.value, key=API_KEY)
     assert env.requests_by_phase() == {"upload": 1}
     assert env.sim.files == []
+
+
+# -- refusals sent with HTTP 200 --------------------------------------------------------------
+# The file API documents a failure as a non-2xx status *or* ``success: false``, and answers some
+# refusals with HTTP 200 and ``{"success": false, "code": 400, "msg": ...}``. The envelope's code
+# is judged as the status it names: a refusal is final and names the image, a busy server is
+# retried, and neither is ever taken for an unreadable answer.
+
+
+def test_refusal_sent_with_http_200_is_a_validation_error_naming_the_image(env: SimEnv, sleeps: SleepLog) -> None:
+    env.sim.faults.add(Fault(phase="upload", kind="status", status=200, code=400, message="Unsupported file type"))
+    with pytest.raises(KlingValidationError) as info:
+        env.hook().upload_image(PNG, field="image_start")
+    err = info.value
+    assert type(err) is KlingValidationError and not err.retryable
+    assert err.param == "image_start" and err.message.startswith("image_start: ")
+    assert "Unsupported file type" in err.message and "HTTP 200" in err.message
+    assert err.status_code == 400 and err.code == "400"
+    assert "unreadable" not in err.message and "gave up" not in err.message
+    assert env.requests_by_phase() == {"upload": 1}, "a refusal is not retried"
+    assert sleeps.delays == []
+    assert env.sim.files == []
+    assert_secret_free(err)
+
+
+REFUSED_WITH_200: dict[str, tuple[dict[str, Any], type[KlingError] | None, int]] = {
+    # envelope: final error (None: retried, then uploaded), upload requests
+    "422": ({"code": 422, "message": "Invalid image"}, KlingValidationError, 1),
+    "401": ({"code": 401, "message": "Invalid or expired token"}, KlingAuthenticationError, 1),
+    "403-quota": ({"code": 403, "message": "File quota exceeded"}, KlingPermissionError, 1),
+    "no-status-in-code": ({"code": 200, "message": "Upload failed"}, KlingValidationError, 1),
+    "text-code": ({"code": "bad_file", "message": "Upload failed"}, KlingValidationError, 1),
+    "429-then-ok": ({"code": 429, "message": "Too many requests", "retry_hint": 3}, None, 2),
+    "503-then-ok": ({"code": 503, "message": "Service Unavailable"}, None, 2),
+    "500-then-ok": ({"code": 500, "message": "Internal Server Error"}, None, 2),
+}
+
+
+@pytest.mark.parametrize("name", list(REFUSED_WITH_200))
+def test_envelope_code_decides_under_http_200(env: SimEnv, sleeps: SleepLog, name: str) -> None:
+    spec, error, uploads = REFUSED_WITH_200[name]
+    env.sim.faults.add(Fault(phase="upload", kind="status", status=200, **spec))
+    hook = env.hook()
+    if error is None:
+        url = hook.upload_image(PNG, field="image_end")
+        assert url.endswith(env.sim.files[-1].file_name)
+        if "retry_hint" in spec:
+            assert 3 <= sleeps.delays[0] <= 3.3, "the body's retry hint is honoured, as under HTTP 429"
+    else:
+        with pytest.raises(error) as info:
+            hook.upload_image(PNG, field="image_end")
+        assert type(info.value) is error
+        assert spec["message"] in info.value.message
+        if error is KlingValidationError:
+            assert info.value.param == "image_end"
+        assert env.sim.files == []
+    assert env.requests_by_phase() == {"upload": uploads}
+    assert len(sleeps.delays) == uploads - 1
+
+
+def test_success_without_data_is_unreadable_not_a_refusal() -> None:
+    """``success: true`` with no ``data`` is not what the API documents: retried like garbage,
+    never reported as a refusal of the image."""
+    import httpx
+
+    from kling_provider.hooks.kling import _parse_upload, _Unreadable
+
+    with pytest.raises(_Unreadable):
+        _parse_upload(httpx.Response(200, json={"success": True, "code": 200, "msg": "ok"}))
+    assert _parse_upload(httpx.Response(200, json={"data": {"file_url": "https://f/x.png"}})) == "https://f/x.png"
