@@ -1,4 +1,5 @@
-"""What ``airflow providers list/hooks`` and the connection form show for this provider.
+"""What ``airflow providers list/hooks``, ``airflow config list`` and the connection form show for
+this provider.
 
 Kept as data (no imports of hooks or operators) so Airflow can read it without paying for them.
 """
@@ -63,4 +64,39 @@ PROVIDER_INFO: dict[str, Any] = {
         {"integration-name": "Kling (EvoLink)", "python-modules": ["kling_provider.operators.kling"]},
     ],
     "extra-links": ["kling_provider.operators.kling.KlingVideoLink"],
+    # Every ``conf.get*("kling", ...)`` in the package is declared here (tests/test_provider_config.py
+    # scans the source), so ``airflow config list`` shows it. Defaults are strings, as in airflow.cfg,
+    # and equal the ``fallback=`` in the code, which applies where provider config is not loaded.
+    "config": {
+        "kling": {
+            "description": "Options of the Kling (EvoLink) video provider.",
+            "options": {
+                "default_deferrable": {
+                    "description": (
+                        "Whether the Kling operators wait in the triggerer (deferrable) when a task does not\n"
+                        "pass ``deferrable``. Kling generations take minutes, so they defer by default: set\n"
+                        "False in deployments without a triggerer and they wait on the worker.\n"
+                        "``[operators] default_deferrable = True`` turns deferral on as well.\n"
+                    ),
+                    "version_added": "0.1.0",
+                    "type": "boolean",
+                    "example": "False",
+                    "default": "True",
+                },
+                "trigger_settle_seconds": {
+                    "description": (
+                        "Least time, in seconds, the Kling trigger waits before its first status query\n"
+                        "(``PollPolicy.settle``; a task's ``poll_policy`` overrides it). An event handled before\n"
+                        "the scheduler has seen the deferring task exit fails the task (apache/airflow#72716):\n"
+                        "a heavily loaded scheduler may want more. The provider's pytest fixtures set 0, since\n"
+                        "``dag.test()`` runs triggers in line.\n"
+                    ),
+                    "version_added": "0.1.0",
+                    "type": "float",
+                    "example": "10.0",
+                    "default": "5.0",
+                },
+            },
+        }
+    },
 }
