@@ -61,7 +61,10 @@ PROVIDER_INFO: dict[str, Any] = {
         {"integration-name": "Kling (EvoLink)", "python-modules": ["kling_provider.triggers.kling"]},
     ],
     "operators": [
-        {"integration-name": "Kling (EvoLink)", "python-modules": ["kling_provider.operators.kling"]},
+        {
+            "integration-name": "Kling (EvoLink)",
+            "python-modules": ["kling_provider.operators.kling", "kling_provider.operators.budget"],
+        },
     ],
     "extra-links": ["kling_provider.operators.kling.KlingVideoLink"],
     # Every ``conf.get*("kling", ...)`` in the package is declared here (tests/test_provider_config.py

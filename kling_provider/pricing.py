@@ -8,10 +8,14 @@ authority; this is the client-side forecast.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any, TypeVar
 
+from kling_provider.exceptions import KlingValidationError
 from kling_provider.models.common import KlingRequest
+from kling_provider.models.families import VIDEO_MODEL_RULES
 from kling_provider.models.video import VideoRequest
 
 #: Seconds billed at least, whatever the requested duration.
@@ -125,30 +129,63 @@ def rate_for(model: str, quality: str, sound: bool) -> Rate | None:
 
 def estimate(request: KlingRequest) -> CostEstimate:
     """Forecast the credits and dollars ``request`` will reserve."""
-    model = request.model
     if not isinstance(request, VideoRequest):
+        model = request.model
         note = _PER_CALL_UNPUBLISHED.get(model, f"no published price for {model}")
         return CostEstimate(model, None, None, None, None, known=False, note=note)
-    seconds = billable_seconds(request.duration)
-    rate = rate_for(model, request.quality, request.sound)
+    return _video_estimate(request.model, request.duration, request.quality, request.sound)
+
+
+def estimate_video(
+    model: str = "kling-v3-text-to-video", duration: int = 5, quality: str = "720p", sound: bool = False
+) -> CostEstimate:
+    """What one video of ``model`` costs, from the four things its price depends on.
+
+    No request object (prompt, images) is needed, so a batch can be totalled before it is
+    built: ``sum(estimate_video(**row).credits for row in rows)``. The defaults are the
+    operators' (5 s, 720p, silent; text- and image-to-video v3 cost the same). Values are
+    checked like the operators check them: a ``KlingValidationError`` names the argument.
+    Models with no published price (turbo, o3, 4k) come back with ``known=False``.
+    """
+    from kling_provider.models import REQUEST_MODELS
+    from kling_provider.models.common import MAX_DURATION, MIN_DURATION, choice, strict_bool, strict_int
+
+    models = tuple(REQUEST_MODELS)
+    model = _checked("model", lambda value: choice(value, models), model)
+    if model not in VIDEO_MODEL_RULES:  # kling-custom-element: billed per call, not per second
+        return CostEstimate(model, None, None, None, None, known=False, note=_PER_CALL_UNPUBLISHED[model])
+    what = f"an integer from {MIN_DURATION} to {MAX_DURATION}"
+    duration = _checked("duration", lambda value: strict_int(value, MIN_DURATION, MAX_DURATION, what), duration)
+    quality = _checked("quality", lambda value: choice(value, VIDEO_MODEL_RULES[model].qualities), quality)
+    sound = _checked("sound", strict_bool, sound)
+    return _video_estimate(model, duration, quality, sound)
+
+
+_T = TypeVar("_T")
+
+
+def _checked(name: str, check: Callable[[Any], _T], value: Any) -> _T:
+    """``check(value)``, its rule error raised as a ``KlingValidationError`` naming ``name``."""
+    from pydantic_core import PydanticCustomError
+
+    try:
+        return check(value)
+    except PydanticCustomError as err:
+        raise KlingValidationError(f"{name}: {err.message()}", param=name) from None
+
+
+def _video_estimate(model: str, duration: int, quality: str, sound: bool) -> CostEstimate:
+    seconds = billable_seconds(duration)
+    rate = rate_for(model, quality, sound)
     if rate is None:
         if model in PRICE_TABLES:
-            note = f"{request.quality} pricing is not published"
+            note = f"{quality} pricing is not published"
         else:
             note = _UNPUBLISHED_REASONS.get(model, f"no published price for {model}")
         return CostEstimate(
-            model,
-            None,
-            None,
-            seconds,
-            None,
-            known=False,
-            note=note,
-            duration=request.duration,
-            quality=request.quality,
-            sound=request.sound,
+            model, None, None, seconds, None, known=False, note=note, duration=duration, quality=quality, sound=sound
         )
-    note = f"billed as {seconds} s (minimum)" if seconds != request.duration else ""
+    note = f"billed as {seconds} s (minimum)" if seconds != duration else ""
     return CostEstimate(
         model,
         credits=float(rate.credits_per_second * seconds),
@@ -157,7 +194,7 @@ def estimate(request: KlingRequest) -> CostEstimate:
         multiplier=float(rate.multiplier),
         known=True,
         note=note,
-        duration=request.duration,
-        quality=request.quality,
-        sound=request.sound,
+        duration=duration,
+        quality=quality,
+        sound=sound,
     )

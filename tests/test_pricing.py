@@ -110,3 +110,57 @@ def test_turbo_and_o3_are_unknown_and_say_why(cls: type[KlingRequest], kwargs: d
     assert why in cost.note and str(kwargs["model"]) in cost.note
     assert cost.describe().startswith(f"cost unknown: EvoLink publishes no price for {kwargs['model']}")
     assert cost.describe().endswith("(5 s at 720p, sound off)")
+
+
+# -- estimate_video: the same figures without a request ------------------------------------------
+
+
+@pytest.mark.parametrize("model", ["kling-v3-text-to-video", "kling-v3-image-to-video"])
+@pytest.mark.parametrize(("quality", "sound", "credits", "usd", "multiplier"), TABLE)
+@pytest.mark.parametrize("duration", [3, 8, 15])
+def test_estimate_video_agrees_with_the_request_estimate(
+    model: str, quality: str, sound: bool, credits: float, usd: float, multiplier: float, duration: int
+) -> None:
+    from kling_provider.pricing import estimate_video
+
+    got = estimate_video(model, duration, quality, sound)
+    cls = TextToVideoRequest if "text" in model else ImageToVideoRequest
+    kwargs = {"prompt": "x"} if cls is TextToVideoRequest else {"image_start": IMG}
+    assert got == estimate(cls.build(model=model, duration=duration, quality=quality, sound=sound, **kwargs))
+    assert got.credits == pytest.approx(credits * duration) and got.usd == pytest.approx(usd * duration)
+
+
+def test_estimate_video_defaults_and_unknowns() -> None:
+    from kling_provider.pricing import estimate_video
+
+    assert estimate_video().credits == 27.0 and estimate_video().usd == 0.375
+    assert estimate_video(duration=10, quality="1080p", sound=True).describe() == (
+        "108.0 credits (~$1.50) for 10 s at 1080p, sound on"
+    )
+    for unknown in (
+        estimate_video(quality="4k"),
+        estimate_video("kling-o3-text-to-video"),
+        estimate_video("kling-custom-element"),
+    ):
+        assert unknown.credits is None and unknown.usd is None and not unknown.known
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"duration": 20}, "duration: must be an integer from 3 to 15 (got 20)"),
+        ({"duration": "5"}, "duration: must be an integer from 3 to 15 (got '5')"),
+        ({"quality": "HD"}, "quality: must be one of '720p', '1080p', '4k' (got 'HD')"),
+        ({"model": "kling-v3-turbo-text-to-video", "quality": "4k"}, "quality: must be one of '720p', '1080p' (got"),
+        ({"sound": "on"}, "sound: must be True or False (got 'on')"),
+        ({"model": "kling-v4"}, "model: must be one of 'kling-v3-text-to-video'"),
+    ],
+)
+def test_estimate_video_checks_its_arguments_like_the_operators(kwargs: dict[str, object], message: str) -> None:
+    from kling_provider.exceptions import KlingValidationError
+    from kling_provider.pricing import estimate_video
+
+    with pytest.raises(KlingValidationError) as info:
+        estimate_video(**kwargs)  # type: ignore[arg-type]
+    assert str(info.value).startswith(message)
+    assert info.value.param == message.split(":")[0]

@@ -1,0 +1,115 @@
+"""A guard task that stops a batch before its first generation when its total is over budget.
+
+::
+
+    rows = read_catalogue()  # a @task returning [{"prompt": ..., "duration": 5}, ...]
+    budget = KlingBatchBudgetOperator(task_id="budget", rows=rows, max_credits=500)
+    KlingTextToVideoOperator.partial(task_id="teaser", quality="1080p").expand_kwargs(budget.output)
+
+The mapped task expands over the guard's output (the same rows, returned unchanged), so no
+index of it can start before the guard passed: over budget, the guard fails with
+``AirflowFailException`` (no retries) and the mapped task is ``upstream_failed``, having sent
+nothing. A literal list is checked when the DAG file is parsed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseOperator
+
+from kling_provider.exceptions import KlingValidationError
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+    from kling_provider.batch_budget import BatchEstimate
+
+
+class KlingBatchBudgetOperator(BaseOperator):
+    """Total a batch's estimated cost; fail before any generation when it is above the limit.
+
+    :param rows: the list the Kling operator expands over: one mapping of operator arguments per
+        item (``expand_kwargs`` rows), or an XComArg giving it (templated).
+    :param max_credits: / :param max_usd: the limit on the estimated total (at least one).
+    :param defaults: the ``partial()`` arguments of the mapped operator that set the price
+        (``model``, ``duration``, ``quality``, ``sound``); rows override them.
+    :param label_field: a row key that names items in messages (e.g. ``"sku"``).
+
+    Returns the rows unchanged: expand over ``.output``. Items with no published price (4k,
+    turbo, o3) fail the check, as with ``max_credits``.
+    """
+
+    template_fields: Sequence[str] = ("rows",)
+    ui_color = "#fde68a"
+
+    def __init__(
+        self,
+        *,
+        rows: Any,
+        max_credits: float | None = None,
+        max_usd: float | None = None,
+        defaults: Mapping[str, Any] | None = None,
+        label_field: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.rows = rows
+        self.max_credits = max_credits
+        self.max_usd = max_usd
+        self.defaults = dict(defaults or {})
+        self.label_field = label_field
+        from kling_provider.batch_budget import check_limits, estimate_batch
+
+        check_limits(max_credits, max_usd)
+        estimate_batch([], defaults=self.defaults)  # the defaults are valid prices
+        if _is_literal(rows):
+            self._check(rows)  # parse time: the DAG file fails to import, naming the rule
+
+    def _check(self, rows: Any) -> BatchEstimate | None:
+        from kling_provider.batch_budget import check_batch_budget
+
+        if isinstance(rows, list | tuple) and not rows:
+            return None
+        return check_batch_budget(
+            rows,
+            max_credits=self.max_credits,
+            max_usd=self.max_usd,
+            defaults=self.defaults,
+            label_field=self.label_field,
+        )
+
+    def execute(self, context: Context) -> list[Any]:
+        rows = self.rows
+        if not isinstance(rows, list | tuple | str | bytes | Mapping) and hasattr(rows, "__iter__"):
+            rows = list(rows)  # an XComArg of a mapped task renders to a lazy sequence
+        try:
+            batch = self._check(rows)
+        except KlingValidationError as err:
+            from kling_provider.operators.base import _fail_exception
+
+            raise _fail_exception()(err.message) from None
+        if batch is not None:
+            limits = " and ".join(
+                f"{name}={value}"
+                for name, value in (("max_credits", self.max_credits), ("max_usd", self.max_usd))
+                if value is not None
+            )
+            self.log.info("Kling batch within budget (%s): %s", limits, batch.describe())
+        else:
+            self.log.info("Kling batch is empty: nothing to generate")
+        return list(rows)
+
+
+def _is_literal(rows: Any) -> bool:
+    """A list whose price arguments are all known now (no XComArg, no Jinja in them)."""
+    from kling_provider.batch_budget import PRICE_FIELDS
+    from kling_provider.operators.base import _is_template
+
+    if not isinstance(rows, list | tuple):
+        return False
+    for row in rows:
+        if isinstance(row, Mapping) and any(_is_template(row.get(name)) for name in PRICE_FIELDS):
+            return False
+    return True
