@@ -365,15 +365,32 @@ class AirflowCluster:
         run = self._json("POST", f"/api/v2/dags/{quote(dag_id)}/dagRuns", json=body)
         return str(run["dag_run_id"])
 
+    def clear_run(self, dag_id: str, run_id: str) -> float:
+        """Clear a whole DAG run (as "Clear" on the run in the UI): every task runs again.
+
+        Returns the wall time just before the clear, for :meth:`wait_for_run` ``ended_after``."""
+        cleared_at = time.time()
+        self._json(
+            "POST", f"/api/v2/dags/{quote(dag_id)}/dagRuns/{quote(run_id, safe='')}/clear", json={"dry_run": False}
+        )
+        return cleared_at
+
     def dag_run(self, dag_id: str, run_id: str) -> dict[str, Any]:
         return dict(self.get(f"/api/v2/dags/{quote(dag_id)}/dagRuns/{quote(run_id)}"))
 
-    def wait_for_run(self, dag_id: str, run_id: str, *, timeout: float) -> str:
-        """Wait until the DAG run ends; return its final state (``success`` or ``failed``)."""
+    def wait_for_run(self, dag_id: str, run_id: str, *, timeout: float, ended_after: float | None = None) -> str:
+        """Wait until the DAG run ends; return its final state (``success`` or ``failed``).
+
+        ``ended_after`` (unix time): only an end after this counts (a cleared run that ended before)."""
 
         def ended() -> str | None:
-            state = self.dag_run(dag_id, run_id).get("state")
-            return str(state) if state in TERMINAL_RUN_STATES else None
+            run = self.dag_run(dag_id, run_id)
+            state = run.get("state")
+            if state not in TERMINAL_RUN_STATES:
+                return None
+            if ended_after is not None and (_parse_time(run.get("end_date")) or 0) < ended_after:
+                return None
+            return str(state)
 
         return wait_for(f"DAG run {dag_id}/{run_id} finished", ended, timeout=timeout, check=self.check_alive)
 
