@@ -1,9 +1,11 @@
 """A campaign: one teaser per product of a catalogue CSV, and a manifest of what it cost.
 
 ``read_catalogue`` turns the CSV (``params.catalogue``; a sample ships beside this file) into one
-row per product; ``teaser`` is mapped over them (``partial().expand_kwargs()``): one Kling
-generation per row, saved as ``<output_dir>/<run date>/<sku>.mp4``; ``write_manifest`` writes
-``manifest.json`` beside the videos (paths, credits and USD per item, and totals), atomically.
+row per product; ``budget`` totals the batch's estimated cost and stops the run before the first
+generation when it is above ``MAX_BATCH_CREDITS``; ``teaser`` is mapped over the rows the budget
+passed (``partial().expand_kwargs()``): one Kling generation per row, saved as
+``<output_dir>/<run date>/<sku>.mp4``; ``write_manifest`` writes ``manifest.json`` beside the
+videos (paths, credits and USD per item, and totals), atomically. docs/campaigns.md walks through it.
 """
 
 from __future__ import annotations
@@ -20,8 +22,13 @@ from typing import Any
 
 from airflow.sdk import DAG, task
 
+from kling_provider.operators.budget import KlingBatchBudgetOperator
 from kling_provider.operators.kling import KlingTextToVideoOperator
 
+#: The whole batch's estimated cost may not exceed this (a 5 s 720p teaser is 27 credits).
+MAX_BATCH_CREDITS = 1000
+#: The mapped operator's price-setting arguments, shared with the budget so both price alike.
+TEASER_SETTINGS: dict[str, Any] = {"quality": "720p"}
 SAMPLE_CATALOGUE = Path(__file__).with_name("kling_campaign_products.csv")
 #: A SKU becomes a file name: nothing that could leave the run's folder.
 _SKU = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
@@ -146,12 +153,20 @@ with DAG(
         return {"manifest": str(path), **manifest["totals"]}
 
     products = read_catalogue()
+    # Returns the rows unchanged once their total is within budget: the teasers expand over that.
+    budget = KlingBatchBudgetOperator(
+        task_id="budget",
+        rows=products,
+        max_credits=MAX_BATCH_CREDITS,
+        defaults=TEASER_SETTINGS,
+        label_field="sku",
+    )
     teasers = KlingTextToVideoOperator.partial(
         task_id="teaser",
-        quality="720p",
+        **TEASER_SETTINGS,
         aspect_ratio="16:9",
         negative_prompt="text, watermark, blur",
         max_credits=60,  # per video
         retries=2,
-    ).expand_kwargs(products.map(teaser_arguments))
+    ).expand_kwargs(budget.output.map(teaser_arguments))
     write_manifest(products, teasers.output)

@@ -144,3 +144,22 @@ def test_the_campaign_generates_each_product_once_and_writes_its_manifest(
     assert manifest["totals"] == {"items": 4, "credits": pytest.approx(102.6), "usd": pytest.approx(1.425)}
     leftovers = [p.name for p in manifest_path.parent.iterdir() if p.name.endswith(".part")]
     assert not leftovers, "no partial video or manifest left behind"
+
+
+@pytest.mark.kling_simulator(generation_seconds=1)
+def test_a_catalogue_over_the_batch_budget_sends_nothing(
+    kling_connection: Any, campaign_dag: Any, tmp_path: Path
+) -> None:
+    # 19 teasers of 10 s: 54 credits each passes the per-video cap (60), 1026 in all does not (1000).
+    rows = "".join(f"S{n:02d},product {n},on a table,10\n" for n in range(19))
+    catalogue = _write_csv(tmp_path / "big.csv", "sku,product,scene,duration\n" + rows)
+    assert campaign.MAX_BATCH_CREDITS < 19 * 5.4 * 10
+
+    run = campaign_dag.test(run_conf={"catalogue": str(catalogue), "output_dir": str(tmp_path / "out")})
+
+    assert "failed" in str(run.state)
+    states = {ti.task_id: str(ti.state) for ti in run.get_task_instances()}
+    assert "failed" in states["budget"] and "upstream_failed" in states["teaser"], states
+    assert "upstream_failed" in states["write_manifest"], states
+    assert kling_connection.sim.requests == [], "a request was sent for an over-budget batch"
+    assert not (tmp_path / "out").exists()
