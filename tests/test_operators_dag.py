@@ -30,6 +30,8 @@ RESULT_KEYS = {
     "credits_reserved",
     "estimated_credits",
     "estimated_usd",
+    "video",
+    "poster_uri",
 }
 
 

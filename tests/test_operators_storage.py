@@ -47,6 +47,8 @@ class S3Request:
     key: str
     query: dict[str, list[str]]
     copy_source: bool
+    #: The Range header of a GET (a ranged read), else None.
+    range: str | None = None
 
     @property
     def operation(self) -> str:
@@ -79,7 +81,14 @@ class MotoServer:
         def record(environ: dict[str, Any], start_response: Any) -> Any:
             bucket, _, key = unquote(environ.get("PATH_INFO", "")).lstrip("/").partition("/")
             query = parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True)
-            request = S3Request(environ["REQUEST_METHOD"], bucket, key, query, "HTTP_X_AMZ_COPY_SOURCE" in environ)
+            request = S3Request(
+                environ["REQUEST_METHOD"],
+                bucket,
+                key,
+                query,
+                "HTTP_X_AMZ_COPY_SOURCE" in environ,
+                environ.get("HTTP_RANGE"),
+            )
             with self._lock:
                 self.requests.append(request)
             return app(environ, start_response)
@@ -217,7 +226,7 @@ def posts(sim: Any) -> int:
 def served_video(sim: Any) -> bytes:
     """The bytes the simulator serves for its (only) task's result link."""
     (task,) = sim.tasks
-    return sim._video(task.width, task.height, task.spec.duration)
+    return bytes(sim.video(task.id))
 
 
 # -- s3:// -------------------------------------------------------------------------------------
@@ -274,7 +283,7 @@ BIG_VIDEO = make_mp4(1280, 720, 5.0) + struct.pack(">I4s", 8 + _PAD, b"free") + 
 def big_video_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[SimEnv]:
     """The simulator over loopback HTTP, serving :data:`BIG_VIDEO` as every result."""
     with open_env("loopback", monkeypatch) as env:
-        monkeypatch.setattr(env.sim, "_video", lambda width, height, duration: BIG_VIDEO)
+        monkeypatch.setattr(env.sim, "video", lambda task_id: BIG_VIDEO)
         yield env
 
 

@@ -1,7 +1,8 @@
 """Write a downloaded video so that the final path only ever holds a complete, checked file.
 
-The bytes are counted against the expected length and checked for an MP4 header before anything
-appears under the final name:
+The bytes are counted against the expected length and checked as they pass (an MP4 must start
+with ``ftyp`` and must not end inside a box: :class:`~kling_provider.video.mp4.Mp4StreamCheck`)
+before anything appears under the final name:
 
 * local disks: a hidden sibling (``.<name>.part-<random>``), fsynced, then ``os.replace``;
 * S3: a multipart upload straight to the final key, completed only after the checks and aborted
@@ -27,6 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from kling_provider.exceptions import KlingServerError
+from kling_provider.video.mp4 import Mp4StreamCheck
 
 if TYPE_CHECKING:
     from airflow.sdk import ObjectStoragePath
@@ -53,6 +55,32 @@ class _Writable(Protocol):
     def write(self, data: bytes, /) -> Any: ...
 
 
+class ContentCheck(Protocol):
+    """Sees every chunk written; :meth:`problem` says why the whole is not what it should be."""
+
+    def feed(self, chunk: bytes, /) -> None: ...
+
+    def problem(self) -> str | None: ...
+
+
+class HeaderCheck:
+    """A file type told by its first bytes: ``HeaderCheck((b"\\xff\\xd8\\xff",), "a JPEG image")``."""
+
+    def __init__(self, magics: tuple[bytes, ...], what: str) -> None:
+        self.magics = magics
+        self.what = what
+        self._head = b""
+
+    def feed(self, chunk: bytes) -> None:
+        if len(self._head) < 16:
+            self._head += chunk[: 16 - len(self._head)]
+
+    def problem(self) -> str | None:
+        if any(self._head.startswith(magic) for magic in self.magics):
+            return None
+        return f"not {self.what}: starts with {self._head[:16]!r}"
+
+
 def is_mp4_header(head: bytes) -> bool:
     """ISO base media files start with a box whose type is ``ftyp`` (ISO/IEC 14496-12, 4.3)."""
     return len(head) >= 8 and head[4:8] == b"ftyp"
@@ -63,8 +91,10 @@ def resolve_destination(destination: str | os.PathLike[str] | ObjectStoragePath,
     if isinstance(destination, os.PathLike) and not hasattr(destination, "protocol"):
         return Path(destination)
     text = str(destination)
-    if text.startswith("file://"):
-        return Path(text[len("file://") :])
+    if text.startswith("file://"):  # percent-decoded: destination_uri() encodes (Path.as_uri)
+        from urllib.parse import unquote
+
+        return Path(unquote(text[len("file://") :]))
     if "://" not in text:
         return Path(text)
     if hasattr(destination, "protocol"):
@@ -93,15 +123,18 @@ def destination_uri(destination: Any) -> str:
 
 
 class VerifiedWriter:
-    """Stream chunks to a staging place; :meth:`commit` checks them and publishes them."""
+    """Stream chunks to a staging place; :meth:`commit` checks them and publishes them.
 
-    def __init__(self, destination: Any, expected_size: int | None) -> None:
+    ``check`` sees every chunk (default: an MP4 video, :class:`Mp4StreamCheck`).
+    """
+
+    def __init__(self, destination: Any, expected_size: int | None, check: ContentCheck | None = None) -> None:
         self.destination = destination
         self.expected_size = expected_size
+        self.check: ContentCheck = check if check is not None else Mp4StreamCheck()
         self.part = destination.with_name(f".{destination.name}.part-{uuid.uuid4().hex[:12]}")
         self.staged = _stages_in_place(destination)
         self.written = 0
-        self._head = b""
         self._started = time.time()
         self._upload: Any = None  # the open multipart upload, on S3
         self._lock_fd: int | None = None  # held on a local part file while this writer lives
@@ -166,8 +199,7 @@ class VerifiedWriter:
         for chunk in chunks:
             if not chunk:
                 continue
-            if len(self._head) < 16:
-                self._head += chunk[: 16 - len(self._head)]
+            self.check.feed(chunk)
             handle.write(chunk)
             self.written += len(chunk)
             if self.expected_size is not None and self.written > self.expected_size:
@@ -178,10 +210,9 @@ class VerifiedWriter:
         try:
             if self.expected_size is not None and self.written != self.expected_size:
                 raise KlingServerError(f"download incomplete: got {self.written} of {self.expected_size} bytes")
-            if not is_mp4_header(self._head):
-                raise KlingServerError(
-                    f"downloaded file is not an MP4 video (no 'ftyp' header): starts with {self._head[:16]!r}"
-                )
+            problem = self.check.problem()
+            if problem is not None:
+                raise KlingServerError(f"downloaded file is {problem}")
             if self._upload is not None:
                 self._upload.commit()  # CompleteMultipartUpload: the whole object appears at once
                 self._upload = None
@@ -243,6 +274,17 @@ class VerifiedWriter:
             pass
 
 
+def write_file_atomically(destination: Any, data: bytes, check: ContentCheck, conn_id: str | None = None) -> str:
+    """Write ``data`` (a small file: a poster frame, a contact sheet) to a local path or
+    object-storage URI the way videos are written: nothing under the final name until complete
+    and checked. Returns the URI it is known by (:func:`destination_uri`)."""
+    target = resolve_destination(destination, conn_id)
+    writer = VerifiedWriter(target, len(data), check)
+    writer.write_all([data])
+    writer.commit()
+    return str(destination_uri(target))
+
+
 def _unlocked(part: Path) -> bool:
     """No live writer holds this local part file's lock (see :meth:`VerifiedWriter._hold_part`)."""
     fd = os.open(part, os.O_RDONLY)
@@ -264,6 +306,10 @@ def _is_local(path: Any) -> bool:
     """A plain local path. (With universal-pathlib 0.2, as Airflow 3.0 was released with, an
     ObjectStoragePath subclasses ``pathlib.Path``: only its ``protocol`` tells it apart.)"""
     return isinstance(path, Path) and not hasattr(path, "protocol")
+
+
+#: Public name, for the readers of saved files (kling_provider.video).
+is_local = _is_local
 
 
 def _fsync_dir(path: Path) -> None:

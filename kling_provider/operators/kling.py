@@ -85,9 +85,13 @@ class _VideoOperator(_KlingOperatorBase):
         output_uri: str | None = None,
         output_conn_id: str | None = None,
         asset_alias: str | None = DEFAULT_ASSET_ALIAS,
+        on_mismatch: str = "warn",
+        poster: bool = False,
+        poster_at: float | None = None,
         **kwargs: Any,
     ) -> None:
         asset_alias = _check_output_settings(output_uri, output_conn_id, asset_alias)
+        _check_review_settings(output_uri, on_mismatch, poster, poster_at)
         if output_uri is not None and asset_alias:
             from airflow.sdk import AssetAlias
 
@@ -108,6 +112,9 @@ class _VideoOperator(_KlingOperatorBase):
         self.output_uri = output_uri
         self.output_conn_id = output_conn_id
         self.asset_alias = asset_alias if output_uri is not None else None
+        self.on_mismatch = on_mismatch
+        self.poster = poster
+        self.poster_at = poster_at
         self._validate_literals()
 
     def request_arguments(self) -> dict[str, Any]:
@@ -151,8 +158,60 @@ class _VideoOperator(_KlingOperatorBase):
         finally:
             hook.close()
         self.log.info("Saved %s (%d bytes) from EvoLink task %s", saved.uri, saved.size, task.id)
+        self._video_report = self._verify(saved.uri, task)
+        if self.poster:
+            from kling_provider.video.poster import save_poster
+
+            frame = save_poster(saved.uri, at=self.poster_at, conn_id=self.output_conn_id)
+            self.log.info("Poster frame at %.2f s: %s", frame.time_s, frame.uri)
+            self._poster_uri = frame.uri
         self._emit_asset_event(context, saved.uri, task)
         return saved.uri
+
+    def _verify(self, uri: str, task: Task) -> dict[str, Any]:
+        """Compare the saved video's own metadata with the request (docs/review.md): a mismatch
+        is logged, or fails the task without retries with ``on_mismatch="fail"`` (it was paid for:
+        a retry would download the same video, or pay for a new one)."""
+        from kling_provider.exceptions import KlingServerError
+        from kling_provider.video import NotAnMp4Error, check_video, read_video_info_at
+        from kling_provider.video.checks import video_report
+
+        try:
+            info = read_video_info_at(uri, self.output_conn_id)
+        except NotAnMp4Error as err:
+            raise KlingServerError(
+                f"The video of EvoLink task {task.id} saved at {uri} is not a readable MP4 ({err}); a retry "
+                "downloads it again (the generation is not paid again)"
+            ) from None
+        mismatches = check_video(
+            info,
+            duration=self.duration,
+            quality=self.quality,
+            sound=self.sound,
+            aspect_ratio=getattr(self, "aspect_ratio", None),
+        )
+        if mismatches:
+            message = (
+                f"The video of EvoLink task {task.id} does not match the request: it "
+                + "; it ".join(m.message for m in mismatches)
+                + f". It was paid for: raise it with EvoLink, quoting task id {task.id}."
+            )
+            if self.on_mismatch == "fail":
+                from kling_provider.operators.base import _fail_exception
+
+                raise _fail_exception()(message + " (on_mismatch='fail': not retried, a retry would pay again)")
+            self.log.warning(message)
+        else:
+            self.log.info(
+                "The video of EvoLink task %s matches the request: %gs, %dx%d, %s, %s",
+                task.id,
+                info.duration_s,
+                info.width,
+                info.height,
+                info.codec,
+                "with sound" if info.has_audio else "silent",
+            )
+        return video_report(info, mismatches)
 
     def _download(self, hook: KlingHook, task: Task, expires: str) -> SavedVideo:
         """Download; on an expired link ask EvoLink once more, in case it hands out a fresh one.
@@ -198,6 +257,8 @@ class _VideoOperator(_KlingOperatorBase):
             "credits_reserved": task.usage.credits_reserved if task.usage else None,
             "estimated_credits": estimate.credits,
             "estimated_usd": estimate.usd,
+            "video": getattr(self, "_video_report", None) if saved_uri else None,
+            "poster_uri": getattr(self, "_poster_uri", None) if saved_uri else None,
         }
 
 
@@ -213,6 +274,12 @@ class KlingTextToVideoOperator(_VideoOperator):
         turbo gets them written into its prompt (``镜头 n, m, words;``).
     :param elements: element ids for ``<<<element_N>>>`` (o3 only, up to 7).
     :param output_uri: where to save the MP4: local path or ``s3://``/``gs://``/... (templated).
+        The saved video is checked against the request (duration, quality, orientation, sound;
+        docs/review.md): the XCom gains ``video``; a mismatch is a warning naming the task id.
+    :param on_mismatch: ``"warn"`` (default) or ``"fail"``: fail without retrying (it was paid for).
+    :param poster: save a poster frame (JPEG) beside the video, ``poster_uri`` in the XCom;
+        needs the ``review`` extra (PyAV, Pillow). :param poster_at: its time in seconds
+        (default: the middle).
     :param max_credits: refuse to submit when the estimate is higher.
     :param deferrable: wait in the triggerer (default: ``[operators] default_deferrable``).
     :param timeout: how long to wait for the generation (seconds or timedelta).
@@ -245,6 +312,9 @@ class KlingImageToVideoOperator(_VideoOperator):
     :param aspect_ratio: o3, and v3 as its product page documents; turbo follows the first frame.
     :param elements: element ids (from :class:`KlingCreateElementOperator`), referred to in
         prompts as ``<<<element_1>>>``...: o3 up to 7 with its images, 3 with image_start; v3 up to 3; turbo none.
+
+    ``output_uri``, ``on_mismatch``, ``poster`` and ``poster_at`` as for :class:`KlingTextToVideoOperator`
+    (without ``aspect_ratio`` the orientation follows the image and is not checked).
     """
 
     request_class = lazy_request_model("ImageToVideoRequest")
@@ -401,6 +471,41 @@ def _check_output_settings(output_uri: Any, output_conn_id: Any, asset_alias: An
     except (TypeError, ValueError) as err:
         raise KlingValidationError(f"asset_alias: {err} (got {show(alias)})", param="asset_alias") from None
     return alias
+
+
+def _check_review_settings(output_uri: Any, on_mismatch: Any, poster: Any, poster_at: Any) -> None:
+    """on_mismatch, poster and poster_at, at parse time (a poster also needs PyAV and Pillow)."""
+    import math
+
+    from kling_provider.exceptions import KlingValidationError
+    from kling_provider.models.errors import show
+
+    if on_mismatch not in ("warn", "fail") or not isinstance(on_mismatch, str):
+        raise KlingValidationError(
+            f"on_mismatch: must be 'warn' or 'fail' (got {show(on_mismatch)})", param="on_mismatch"
+        )
+    if not isinstance(poster, bool):
+        raise KlingValidationError(f"poster: must be True or False (got {show(poster)})", param="poster")
+    if poster_at is not None and (
+        isinstance(poster_at, bool)
+        or not isinstance(poster_at, int | float)
+        or not math.isfinite(poster_at)
+        or poster_at < 0
+    ):
+        raise KlingValidationError(
+            f"poster_at: must be a time in seconds >= 0, or None for the middle (got {show(poster_at)})",
+            param="poster_at",
+        )
+    if poster_at is not None and not poster:
+        raise KlingValidationError("poster_at: only used with poster=True", param="poster_at")
+    if poster:
+        if output_uri is None:
+            raise KlingValidationError(
+                "poster: needs output_uri (the poster frame is decoded from the saved video)", param="poster"
+            )
+        from kling_provider.video.poster import require_review_extra
+
+        require_review_extra("poster")
 
 
 def _expires_at(task: Task, observed_at: float) -> str:

@@ -241,7 +241,7 @@ class EvoLinkSimulator:
         self._id_rng = random.Random(seed + 1)
         self._secret = secrets.token_bytes(16)
         self._file_hosts: set[str] = set()
-        self._videos: dict[tuple[int, int, int], bytes] = {}
+        self._videos: dict[tuple[Any, ...], bytes] = {}
         self._video_lock = threading.Lock()
         self._limiter: SlidingWindowLimiter | None = None
         self.rate_limit_rpm = rate_limit_rpm
@@ -722,17 +722,22 @@ class EvoLinkSimulator:
             return _cdn_error(403, "SignatureDoesNotMatch", "The request signature does not match")
         if now > expires:
             return _cdn_error(403, "AccessDenied", "Request has expired")
-        video = await anyio.to_thread.run_sync(self._video, task.width, task.height, task.spec.duration)
+        video = await anyio.to_thread.run_sync(self.video, task.id)
         return Response(video, media_type="video/mp4", headers={"Cache-Control": "private, max-age=86400"})
 
-    def _video(self, width: int, height: int, duration: int) -> bytes:
-        """A real MP4 of the requested size and length, made once per (size, duration)."""
+    def video(self, task_id: str) -> bytes:
+        """The MP4 a video task's result link serves: real H.264 of the task's size and length,
+        its colours chosen by the prompt (variants of a batch look different). Made once per
+        distinct video, so a load test's identical tasks share one."""
+        task = self.task(task_id)
+        seed = _prompt_seed(task.body)
+        key = (task.width, task.height, task.spec.duration, seed)
         with self._video_lock:
-            cached = self._videos.get((width, height, duration))
+            cached = self._videos.get(key)
             if cached is None:
                 from kling_provider.testing.media import make_mp4
 
-                cached = self._videos[(width, height, duration)] = make_mp4(width, height, float(duration))
+                cached = self._videos[key] = make_mp4(task.width, task.height, float(task.spec.duration), seed=seed)
             return cached
 
     # -- files ------------------------------------------------------------------------------
@@ -867,6 +872,22 @@ class EvoLinkSimulator:
 # ---------------------------------------------------------------------------------------------
 # Small helpers
 # ---------------------------------------------------------------------------------------------
+
+
+def _prompt_text(body: dict[str, Any]) -> str:
+    """What the video is about: the prompt, or the customised shots' prompts."""
+    if isinstance(body.get("prompt"), str):
+        return str(body["prompt"])
+    params = body.get("model_params")
+    shots = params.get("multi_prompt") if isinstance(params, dict) else None
+    if not isinstance(shots, list):
+        return ""
+    return " ".join(str(shot.get("prompt", "")) for shot in shots if isinstance(shot, dict))
+
+
+def _prompt_seed(body: dict[str, Any]) -> int:
+    """A stable number from the prompt: the video's colours."""
+    return int.from_bytes(hashlib.sha256(_prompt_text(body).encode()).digest()[:8], "big")
 
 
 def _route(method: str, path: str) -> tuple[str | None, Phase, dict[str, str], list[str]]:

@@ -45,6 +45,8 @@ XCOM_KEYS = frozenset(
         "credits_reserved",
         "estimated_credits",
         "estimated_usd",
+        "video",
+        "poster_uri",
     }
 )
 #: 5 s at 720p without sound: 5.4 credits/s, $0.075/s (the published price table).

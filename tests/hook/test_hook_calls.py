@@ -14,7 +14,7 @@ import pytest
 from kling_provider.exceptions import KlingSubmissionUnknownError, KlingTimeoutError
 from kling_provider.models import Task, TaskStatus
 from kling_provider.testing import Fault, SimClock
-from kling_provider.testing.media import make_mp4, make_png, mp4_info
+from kling_provider.testing.media import make_png, mp4_info
 
 from .support import (
     API_KEY,
@@ -66,7 +66,7 @@ def test_submit_poll_download(
     target = tmp_path / "out" / "teaser.mp4"
     saved = hook.download(done.video_url, target)
 
-    expected = make_mp4(*size, float(duration))
+    expected = env.sim.video(created.id)
     data = target.read_bytes()
     assert saved.uri == target.resolve().as_uri()
     assert saved.size == len(expected) == len(data)
