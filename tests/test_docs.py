@@ -96,6 +96,9 @@ def test_the_readme_links_the_guides() -> None:
         "docs/reliability.md",
         "docs/troubleshooting.md",
         "docs/lineage.md",
+        "docs/scaling.md",
+        "docs/campaigns.md",
+        "docs/examples/offline_testing/README.md",
     ]
     for link in guides:
         assert (DOCS.parent / link).is_file(), link

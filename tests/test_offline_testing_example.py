@@ -1,9 +1,10 @@
 """The README's "Testing your DAGs offline" example: shown verbatim, and passing as a user's project.
 
-The example lives in docs/examples/offline_testing/ (a DAG file and its test). It is copied, byte
-for byte, into an empty folder and run there by a separate pytest: no conftest and no pytest
-settings of this repository, its own AIRFLOW_HOME and DAGS_FOLDER. The fixtures can only come
-from the ``pytest11`` entry point, as in a user's project.
+The example lives in docs/examples/offline_testing/: a project with its DAG file in dags/, its test
+in tests/ and a pytest.ini (``pythonpath = dags``). It is copied, byte for byte, into an empty
+folder and run there by a separate pytest: no conftest and no pytest settings of this repository,
+its own AIRFLOW_HOME and DAGS_FOLDER. The fixtures can only come from the ``pytest11`` entry
+point, as in a user's project.
 """
 
 from __future__ import annotations
@@ -17,9 +18,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE = REPO / "docs" / "examples" / "offline_testing"
-EXAMPLE_FILES = ("product_video.py", "test_product_video.py")
-# <!-- docs/examples/offline_testing/<name> --> right before the fenced block showing that file.
-_BLOCK = re.compile(r"<!-- (docs/examples/offline_testing/[\w.]+) -->\n```python\n(.*?)```\n", re.DOTALL)
+EXAMPLE_FILES = ("pytest.ini", "dags/product_video.py", "tests/test_product_video.py")
+# <!-- docs/examples/offline_testing/<path> --> right before the fenced block showing that file.
+_BLOCK = re.compile(r"<!-- (docs/examples/offline_testing/[\w./]+) -->\n```(?:python|ini)\n(.*?)```\n", re.DOTALL)
 
 
 def readme_blocks() -> dict[str, str]:
@@ -37,11 +38,12 @@ def test_the_example_passes_in_a_project_of_its_own(tmp_path: Path) -> None:
     project = tmp_path / "project"
     project.mkdir()
     for name in EXAMPLE_FILES:
+        (project / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(EXAMPLE / name, project / name)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "PYTEST_", "KLING_"))}
     env.update(
         AIRFLOW_HOME=str(tmp_path / "airflow-home"),
-        AIRFLOW__CORE__DAGS_FOLDER=str(project),
+        AIRFLOW__CORE__DAGS_FOLDER=str(project / "dags"),
         AIRFLOW__CORE__LOAD_EXAMPLES="False",
         PYTHONDONTWRITEBYTECODE="1",
     )
@@ -56,4 +58,4 @@ def test_the_example_passes_in_a_project_of_its_own(tmp_path: Path) -> None:
     output = result.stdout + result.stderr
     assert result.returncode == 0, output
     assert re.search(r"^2 passed\b", result.stdout.splitlines()[-1]), output
-    assert not (project / "conftest.py").exists()
+    assert not list(project.rglob("conftest.py"))

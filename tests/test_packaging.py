@@ -20,7 +20,7 @@ REPO = Path(__file__).resolve().parent.parent
 OPENAPI = sorted(p.name for p in (REPO / "kling_provider" / "testing" / "openapi").glob("*.json"))
 EXAMPLE_DAGS = [
     REPO / "dags_examples" / "kling_teaser.py",
-    REPO / "docs" / "examples" / "offline_testing" / "product_video.py",
+    REPO / "docs" / "examples" / "offline_testing" / "dags" / "product_video.py",
 ]
 
 pytestmark = pytest.mark.slow

@@ -2,7 +2,8 @@
 
 ``kling_connection`` (from the pytest plugin installed with airflow-provider-kling) starts the
 simulator on a loopback port and points the ``kling_default`` connection at it.
-Run with AIRFLOW_HOME set to a scratch folder and AIRFLOW__CORE__DAGS_FOLDER to your DAGs.
+Run from the project folder with AIRFLOW_HOME set to a scratch folder and
+AIRFLOW__CORE__DAGS_FOLDER to dags/: dag.test() runs DAGs from the files in the DAGs folder only.
 """
 
 from __future__ import annotations
