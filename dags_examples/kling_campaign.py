@@ -80,10 +80,12 @@ def teaser_arguments(row: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def build_manifest(rows: Iterable[Mapping[str, Any]], results: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
-    """Per item: where the video is, what EvoLink reserved and the USD it stands for; then totals."""
+    """Per item: where the video is, what EvoLink reserved and the USD it stands for, and whether
+    the saved video matches the request (the operator's check); then totals."""
     items = []
     for row, result in zip(rows, results, strict=True):
         credits = result.get("credits_reserved")
+        video = result.get("video") or {}
         items.append(
             {
                 "sku": row["sku"],
@@ -95,6 +97,8 @@ def build_manifest(rows: Iterable[Mapping[str, Any]], results: Iterable[Mapping[
                 "quality": result.get("quality"),
                 "credits": credits if credits is not None else result.get("estimated_credits"),
                 "usd": result.get("estimated_usd"),
+                "matches_request": video.get("matches_request"),
+                "poster_uri": result.get("poster_uri"),
             }
         )
     return {
@@ -103,6 +107,7 @@ def build_manifest(rows: Iterable[Mapping[str, Any]], results: Iterable[Mapping[
             "items": len(items),
             "credits": round(sum(i["credits"] or 0 for i in items), 4),
             "usd": round(sum(i["usd"] or 0 for i in items), 4),
+            "mismatched": sum(i["matches_request"] is False for i in items),
         },
     }
 

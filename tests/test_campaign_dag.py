@@ -141,7 +141,13 @@ def test_the_campaign_generates_each_product_once_and_writes_its_manifest(
         assert item["credits"] == pytest.approx(5.4 * int(product["duration"]))
         assert item["usd"] == pytest.approx(0.075 * int(product["duration"]))
         assert item["evolink_task_id"]
-    assert manifest["totals"] == {"items": 4, "credits": pytest.approx(102.6), "usd": pytest.approx(1.425)}
+        assert item["matches_request"] is True and item["poster_uri"] is None  # checked; no poster asked for
+    assert manifest["totals"] == {
+        "items": 4,
+        "credits": pytest.approx(102.6),
+        "usd": pytest.approx(1.425),
+        "mismatched": 0,
+    }
     leftovers = [p.name for p in manifest_path.parent.iterdir() if p.name.endswith(".part")]
     assert not leftovers, "no partial video or manifest left behind"
 

@@ -154,5 +154,6 @@ def test_twenty_mapped_generations_each_pay_once_through_the_triggerer(
         "items": PRODUCTS,
         "credits": pytest.approx(PRODUCTS * CREDITS_EACH),
         "usd": pytest.approx(PRODUCTS * USD_EACH),
+        "mismatched": 0,
     }
     print(f"\ncampaign of {PRODUCTS} on a real Airflow: {first_run.seconds:.1f} s from trigger to end")
