@@ -1,7 +1,10 @@
 """A real Airflow for end-to-end tests: scheduler, triggerer, dag-processor and api-server.
 
 Each component is its own process group on a throwaway ``AIRFLOW_HOME`` (SQLite, LocalExecutor),
-so a test can kill one (a triggerer, a task process) and start it again. The REST API is
+so a test can kill one (a triggerer, a task process) and start it again. Given a PostgreSQL
+database and a Redis broker (tests/e2e/services.py), the same cluster runs production-shaped:
+PostgreSQL metadata database, Celery executor, and any number of Celery workers and triggerers,
+each named ``<component>-<n>`` (``celery-worker-2``, ``triggerer-2``). The REST API is
 reached without login (simple auth manager, everyone admin) unless the cluster is given a
 ``login``: then the simple auth manager knows that one admin user and password (the real login
 page, as a user sees it) and :attr:`AirflowCluster.api` sends a token obtained with them. The
@@ -34,12 +37,16 @@ import httpx
 import psutil
 from cryptography.fernet import Fernet
 
-__all__ = ["COMPONENTS", "AirflowCluster", "free_port", "wait_for"]
+__all__ = ["COMPONENTS", "PRODUCTION_COMPONENTS", "AirflowCluster", "free_port", "wait_for"]
 
 T = TypeVar("T")
 
 #: The long-running Airflow components, in start order.
 COMPONENTS: tuple[str, ...] = ("api-server", "scheduler", "dag-processor", "triggerer")
+#: What a production-shaped cluster runs: two Celery workers and two triggerers.
+PRODUCTION_COMPONENTS: tuple[str, ...] = (*COMPONENTS, "triggerer-2", "celery-worker", "celery-worker-2")
+#: Components that may run as several numbered processes (``triggerer-2``).
+_KINDS = (*COMPONENTS, "celery-worker")
 #: ``/api/v2/monitor/health`` section of each component that reports a heartbeat there.
 _HEALTH_SECTIONS = {"scheduler": "scheduler", "triggerer": "triggerer", "dag-processor": "dag_processor"}
 TERMINAL_RUN_STATES = frozenset({"success", "failed"})
@@ -63,7 +70,7 @@ def wait_for(
     """Call ``probe`` until it returns something other than None, or fail after ``timeout`` s.
 
     ``check`` runs on every round and may raise to stop early (a component died, the DAG failed).
-    HTTP and SQLite errors from ``probe`` count as "not yet" and are reported on timeout.
+    HTTP and database errors from ``probe`` count as "not yet" and are reported on timeout.
     """
     deadline = time.monotonic() + timeout
     last_error: BaseException | None = None
@@ -72,7 +79,7 @@ def wait_for(
             check()
         try:
             value = probe()
-        except (httpx.HTTPError, sqlite3.Error) as err:
+        except (httpx.HTTPError, *_db_errors()) as err:
             last_error, value = err, None
         if value is not None:
             return value
@@ -91,6 +98,10 @@ class AirflowCluster:
     :param extra_env: more environment (``AIRFLOW__SECTION__KEY``) on top of the defaults.
     :param login: ``(username, password)`` of an admin user: the API and UI require a login
         (without it, everyone is admin and nothing asks for one).
+    :param database_url: SQLAlchemy URL of a PostgreSQL metadata database (default: SQLite in
+        the home). ``database_dsn`` is the same database for :meth:`query` (psycopg2).
+    :param celery_broker_url: a Redis URL: the Celery executor instead of LocalExecutor, its
+        results in the metadata database; start ``celery-worker`` processes to run tasks.
     """
 
     def __init__(
@@ -100,7 +111,15 @@ class AirflowCluster:
         connections: Mapping[str, Mapping[str, Any]] | None = None,
         extra_env: Mapping[str, str] | None = None,
         login: tuple[str, str] | None = None,
+        database_url: str | None = None,
+        database_dsn: str | None = None,
+        celery_broker_url: str | None = None,
+        worker_concurrency: int = 8,
     ) -> None:
+        if (database_url is None) != (database_dsn is None):
+            raise ValueError("database_url and database_dsn go together")
+        if celery_broker_url is not None and database_url is None:
+            raise ValueError("the Celery executor needs a database other than SQLite")
         self.root = root
         self.home = root / "airflow-home"
         self.dags_folder = root / "dags"
@@ -112,12 +131,18 @@ class AirflowCluster:
         self.base_url = f"http://127.0.0.1:{self.api_port}"
         self.fernet_key = Fernet.generate_key().decode()
         self.login = login
+        self.database_url = database_url or f"sqlite:///{self.db_path}"
+        self.database_dsn = database_dsn
+        self.celery_broker_url = celery_broker_url
+        self.worker_concurrency = worker_concurrency
         self.env = self._environment(connections or {}, extra_env or {})
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
         #: Every log file a component wrote, oldest first (a restart starts a new file).
         self.component_logs: dict[str, list[Path]] = {}
         self._log_handles: list[IO[bytes]] = []
         self._api: httpx.Client | None = None
+        #: Components stopped on purpose (not an error for :meth:`check_alive` until restarted).
+        self.stopped: set[str] = set()
 
     # -- set-up -------------------------------------------------------------------------------
 
@@ -139,7 +164,7 @@ class AirflowCluster:
                     "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
                 ),
                 "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
-                "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{self.db_path}",
+                "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": self.database_url,
                 "AIRFLOW__API__HOST": "127.0.0.1",
                 "AIRFLOW__API__PORT": str(self.api_port),
                 "AIRFLOW__API__BASE_URL": self.base_url,
@@ -169,10 +194,28 @@ class AirflowCluster:
             env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS"] = "False"
             env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS"] = f"{username}:admin"
             env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"] = str(passwords_file)
+        if self.celery_broker_url is not None:
+            env.update(self._celery_environment())
         for conn_id, value in connections.items():
             env[f"AIRFLOW_CONN_{conn_id.upper()}"] = json.dumps(dict(value))
         env.update(extra)
         return env
+
+    def _celery_environment(self) -> dict[str, str]:
+        assert self.celery_broker_url is not None and self.database_url is not None
+        return {
+            "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
+            "AIRFLOW__CELERY__BROKER_URL": self.celery_broker_url,
+            "AIRFLOW__CELERY__RESULT_BACKEND": "db+" + self.database_url,
+            "AIRFLOW__CELERY__WORKER_CONCURRENCY": str(self.worker_concurrency),
+            # A message a killed worker had taken comes back after 5 minutes, not Celery's 6 hours;
+            # longer than any task runs on a worker here, so no running task is delivered twice.
+            "AIRFLOW__CELERY_BROKER_TRANSPORT_OPTIONS__VISIBILITY_TIMEOUT": "300",
+            # A task a worker took but never started (the worker died) is queued again within about
+            # a minute; its Celery message would only come back after the visibility timeout.
+            "AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT": "60",
+            "AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT_CHECK_INTERVAL": "15",
+        }
 
     def add_dag_files(self, files: Iterable[Path]) -> list[Path]:
         """Copy DAG files into the DAGs folder (before :meth:`start` they are parsed at once)."""
@@ -210,10 +253,25 @@ class AirflowCluster:
         self.wait_healthy(components, timeout=timeout)
 
     def start_component(self, name: str) -> subprocess.Popen[bytes]:
-        """Start one component in its own process group, logging to a new file."""
-        if name not in COMPONENTS:
-            raise ValueError(f"unknown component {name!r}; one of {COMPONENTS}")
-        args = [name, "--port", str(self.api_port), "--host", "127.0.0.1"] if name == "api-server" else [name]
+        """Start one component in its own process group, logging to a new file.
+
+        ``name`` is a component (:data:`COMPONENTS`, or ``celery-worker`` on a Celery cluster),
+        optionally numbered for a further instance: ``triggerer-2``, ``celery-worker-2``.
+        """
+        kind = component_kind(name)
+        if kind not in _KINDS or (kind == "api-server" and name != kind):
+            raise ValueError(f"unknown component {name!r}; one of {_KINDS} (numbered for more: triggerer-2)")
+        if kind == "api-server":
+            args = [name, "--port", str(self.api_port), "--host", "127.0.0.1"]
+        elif kind == "celery-worker":
+            if self.celery_broker_url is None:
+                raise ValueError("celery-worker needs a cluster with celery_broker_url")
+            # Each worker has its own Celery node name; the log server is skipped, as two workers
+            # on one machine would want the same port (task logs are local files here anyway).
+            args = ["celery", "worker", "--celery-hostname", f"{name}@%h", "--skip-serve-logs"]
+            args += ["--concurrency", str(self.worker_concurrency)]
+        else:
+            args = [kind]
         return self.spawn(name, args)
 
     def spawn(self, name: str, airflow_args: Sequence[str]) -> subprocess.Popen[bytes]:
@@ -222,7 +280,7 @@ class AirflowCluster:
         if running is not None and running.poll() is None:
             raise RuntimeError(f"{name} is already running (pid {running.pid})")
         logs = self.component_logs.setdefault(name, [])
-        log_path = self.logs_dir / f"{name}-{len(logs) + 1}.log"
+        log_path = self.logs_dir / f"{name}.{len(logs) + 1}.log"  # triggerer-2.1.log: 1st start of triggerer-2
         logs.append(log_path)
         handle = log_path.open("ab")
         self._log_handles.append(handle)
@@ -235,6 +293,7 @@ class AirflowCluster:
             start_new_session=True,
         )
         self.processes[name] = process
+        self.stopped.discard(name)
         return process
 
     def stop_component(self, name: str, *, sig: signal.Signals = signal.SIGTERM, timeout: float = 20.0) -> None:
@@ -242,6 +301,7 @@ class AirflowCluster:
         process = self.processes.get(name)
         if process is None:
             return
+        self.stopped.add(name)
         family = _family(process.pid)
         _signal_group(process, sig)
         _reap(process, family, time.monotonic() + timeout)
@@ -288,6 +348,8 @@ class AirflowCluster:
         """Raise if a component that should be running has exited."""
         for name in names or list(self.processes):
             process = self.processes.get(name)
+            if name in self.stopped:
+                continue
             if process is not None and process.poll() is not None:
                 raise RuntimeError(f"airflow {name} exited with code {process.returncode}")
 
@@ -302,12 +364,14 @@ class AirflowCluster:
         names = list(components)
 
         def healthy() -> bool | None:
+            if not all(self._worker_ready(name) for name in names if component_kind(name) == "celery-worker"):
+                return None
             health = self.api.get("/api/v2/monitor/health")
             if health.status_code != 200:
                 return None
             body = health.json()
             for name in names:
-                section = _HEALTH_SECTIONS.get(name)
+                section = _HEALTH_SECTIONS.get(component_kind(name))
                 if section is None:
                     continue
                 info = body.get(section) or {}
@@ -320,6 +384,11 @@ class AirflowCluster:
             return True
 
         wait_for(f"components {names} healthy", healthy, timeout=timeout, check=lambda: self.check_alive(names))
+
+    def _worker_ready(self, name: str) -> bool:
+        """A Celery worker is ready once its current log says so (it reports no heartbeat to the API)."""
+        logs = self.component_logs.get(name)
+        return bool(logs) and logs[-1].exists() and " ready." in logs[-1].read_text(errors="replace")
 
     # -- REST API -----------------------------------------------------------------------------
 
@@ -449,7 +518,9 @@ class AirflowCluster:
     # -- metadata database (read-only) ----------------------------------------------------------
 
     def query(self, sql: str, parameters: Sequence[Any] = ()) -> list[dict[str, Any]]:
-        """Rows of a read-only query on the metadata database."""
+        """Rows of a read-only query on the metadata database (``?`` placeholders on either database)."""
+        if self.database_dsn is not None:
+            return _pg_query(self.database_dsn, sql.replace("?", "%s"), parameters)
         connection = sqlite3.connect(f"file:{self.db_path}?mode=ro", uri=True, timeout=15)
         try:
             connection.row_factory = sqlite3.Row
@@ -459,6 +530,8 @@ class AirflowCluster:
 
     def dump_database(self) -> str:
         """The whole metadata database as SQL text (to look for what must never be stored)."""
+        if self.database_dsn is not None:
+            return _pg_dump(self.database_dsn)
         connection = sqlite3.connect(f"file:{self.db_path}?mode=ro", uri=True, timeout=15)
         try:
             return "\n".join(connection.iterdump())
@@ -539,6 +612,45 @@ class _TokenAuth(httpx.Auth):
             answer = yield request
             if answer.status_code != 401:
                 return
+
+
+def component_kind(name: str) -> str:
+    """``triggerer`` for ``triggerer-2``; a name without a number is its own kind."""
+    base, _, number = name.rpartition("-")
+    return base if number.isdigit() and base else name
+
+
+def _db_errors() -> tuple[type[BaseException], ...]:
+    errors: list[type[BaseException]] = [sqlite3.Error]
+    with contextlib.suppress(ImportError):
+        import psycopg2
+
+        errors.append(psycopg2.Error)
+    return tuple(errors)
+
+
+def _pg_query(dsn: str, sql: str, parameters: Sequence[Any]) -> list[dict[str, Any]]:
+    import psycopg2
+    import psycopg2.extras
+
+    connection = psycopg2.connect(dsn, connect_timeout=15)
+    try:
+        connection.set_session(readonly=True, autocommit=True)
+        with connection.cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cursor:
+            cursor.execute(sql, tuple(parameters))
+            return [dict(row) for row in cursor.fetchall()]
+    finally:
+        connection.close()
+
+
+def _pg_dump(dsn: str) -> str:
+    """Every row of every table in the public schema, one line each."""
+    tables = [r["tablename"] for r in _pg_query(dsn, "SELECT tablename FROM pg_tables WHERE schemaname = 'public'", ())]
+    lines = []
+    for table in sorted(tables):
+        for row in _pg_query(dsn, f'SELECT * FROM "{table}"', ()):
+            lines.append(f"{table}: {row!r}")
+    return "\n".join(lines)
 
 
 def _signal_group(process: subprocess.Popen[bytes], sig: signal.Signals) -> None:
