@@ -11,7 +11,7 @@ PIN := $(if $(wildcard $(CONSTRAINTS)),-c $(CONSTRAINTS),)
 AIRFLOW_MIN_VERSION ?= 3.0.6
 AIRFLOW_MIN_VENV ?= .venv-airflow-3.0
 
-.PHONY: demo test test-all test-slow test-airflow-min dist faults bench lint typecheck clean constraints chromium
+.PHONY: demo test test-all test-slow test-airflow-min dist faults bench soak lint typecheck clean constraints chromium services
 
 $(STAMP): pyproject.toml $(wildcard $(CONSTRAINTS))
 	$(PYTHON) -m venv $(VENV)
@@ -40,12 +40,12 @@ test: lint typecheck
 	$(BIN)/pytest -q -m "not slow"
 
 ## test-all: everything, including end-to-end runs on a real scheduler + triggerer, and the oldest Airflow
-test-all: lint typecheck chromium
+test-all: lint typecheck chromium services
 	$(BIN)/pytest -q
 	$(MAKE) --no-print-directory test-airflow-min
 
 ## test-slow: only the slow end-to-end tests (CI runs `make test` and then this)
-test-slow: $(STAMP) chromium
+test-slow: $(STAMP) chromium services
 	$(BIN)/pytest -q -m slow
 
 ## chromium: Debian's chromium, which the UI test (tests/e2e/test_ui.py) drives with Playwright
@@ -53,6 +53,18 @@ test-slow: $(STAMP) chromium
 chromium:
 	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && SUDO= || SUDO=sudo; \
 		$$SUDO apt-get update && $$SUDO apt-get install -y --no-install-recommends chromium; }
+
+## services: Debian's PostgreSQL and Redis servers, for the production-shaped cluster of the soak
+## (tests/e2e/services.py starts throwaway instances on loopback; no system service is started)
+services:
+	@{ ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && command -v redis-server >/dev/null; } || \
+		{ [ "$$(id -u)" = 0 ] && SUDO= || SUDO=sudo; \
+		$$SUDO apt-get update && $$SUDO apt-get install -y --no-install-recommends postgresql redis-server; }
+
+## soak: SOAK_N generations (default 1,000) on PostgreSQL + Celery + Redis, two workers, two triggerers,
+## through ~5 % failing requests and a kill every 30-90 s; prints the table (docs/reliability.md)
+soak: $(STAMP) services
+	PYTHONPATH=tests $(BIN)/python -m soak
 
 ## test-airflow-min: the fast suite on the oldest supported Airflow (3.0.6), less tests marked newer_airflow
 test-airflow-min:
