@@ -7,7 +7,13 @@ the API key: nothing here is given one, and request headers are never copied int
 
 from __future__ import annotations
 
-from typing import Any
+import sys
+from typing import Any, TypeVar
+
+if sys.version_info >= (3, 11):
+    from typing import Self
+else:  # pragma: no cover - Python 3.10
+    from typing_extensions import Self
 
 # Task-level error codes (``status == "failed"``) that a plain resubmission cannot fix: the
 # request itself has to change. Everything else is treated as transient.
@@ -34,6 +40,9 @@ RETRYABLE_TASK_CODES = frozenset(
 )
 
 
+_E = TypeVar("_E", bound="KlingError")
+
+
 class KlingError(Exception):
     """Base of every error this provider raises on purpose."""
 
@@ -54,13 +63,18 @@ class KlingError(Exception):
         self.code = code
         self.param = param
 
+    def with_message(self, message: str) -> Self:
+        """A new error of the same class and fields, saying ``message`` (this one is left as it
+        is: it may be shared, or already logged)."""
+        return _rebuild(type(self), {**self.__dict__, "message": message})
+
     def __reduce__(self) -> tuple[Any, ...]:
         # Keyword-only arguments do not survive the default pickling; Airflow pickles
         # exceptions across process boundaries in a few places.
         return (_rebuild, (type(self), self.__dict__.copy()))
 
 
-def _rebuild(cls: type[KlingError], state: dict[str, Any]) -> KlingError:
+def _rebuild(cls: type[_E], state: dict[str, Any]) -> _E:
     err = cls.__new__(cls)
     Exception.__init__(err, state.get("message", ""))
     err.__dict__.update(state)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -193,6 +194,17 @@ def _fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(hook_module.KlingHook, "__init__", patched)
 
 
+def _record_hook_sleeps(monkeypatch: pytest.MonkeyPatch, sleep: Callable[..., Awaitable[None]]) -> None:
+    """Replace the sleeps of the hook's driver, which the trigger's wait runs on, and only those
+    (patching ``asyncio.sleep`` itself would also catch the loopback server's own loop)."""
+    import types
+
+    from kling_provider.hooks import kling as hook_module
+
+    names = {name: getattr(asyncio, name) for name in dir(asyncio) if not name.startswith("_")}
+    monkeypatch.setattr(hook_module, "asyncio", types.SimpleNamespace(**{**names, "sleep": sleep}))
+
+
 def test_triggerer_setting_task_id_does_not_change_what_is_polled(kling_connection: Any) -> None:
     """The triggerer sets ``BaseTrigger.task_id`` to the Airflow task's id (found by the e2e run)."""
     task_id = submit(kling_connection.sim)
@@ -216,9 +228,7 @@ def test_a_long_rate_limit_wait_is_honoured_between_polls(
         slept.append(delay)
         await real_sleep(0)
 
-    import kling_provider.triggers.kling as trigger_module
-
-    monkeypatch.setattr(trigger_module.asyncio, "sleep", recording_sleep)
+    _record_hook_sleeps(monkeypatch, recording_sleep)
     (event,) = run_trigger(KlingTaskTrigger(task_id, poll_policy=FAST, max_failed_polls=3))
     assert 600 in slept, "after the 429 the trigger waits as long as the server asked"
     assert event["status"] == "completed"
@@ -238,9 +248,7 @@ def test_first_query_waits_for_settle_even_when_the_task_is_done(
         slept.append((delay, kling_connection.sim.count(phase="poll")))
         await real_sleep(0)
 
-    import kling_provider.triggers.kling as trigger_module
-
-    monkeypatch.setattr(trigger_module.asyncio, "sleep", recording_sleep)
+    _record_hook_sleeps(monkeypatch, recording_sleep)
     (event,) = run_trigger(roundtrip(KlingTaskTrigger(task_id, poll_policy={**FAST, "settle": 7.5})))
     assert event["status"] == "completed"
     assert slept[0] == (7.5, 0), "the settle wait comes before the first query"

@@ -1,9 +1,9 @@
 """KlingHook: the one place that talks HTTP to EvoLink, sync and async.
 
 Each hook keeps one ``httpx.Client`` and one ``httpx.AsyncClient`` for its lifetime, so a wait of
-many polls reuses one connection pool. Retry rules live in :mod:`kling_provider.hooks.retry`
-and are shared by both clients through a small generator "plan": the plan decides, the
-sync or async driver only performs the sends and sleeps it asks for.
+many polls reuses one connection pool. What to do (retry rules, the polling loop, the download's
+retries) lives in the plans of :mod:`kling_provider.hooks.plans`; the sync and async drivers here
+only perform the sends, sleeps and fetches a plan asks for.
 """
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ from __future__ import annotations
 import asyncio
 import io
 import os
+import sys
 import time
 from collections.abc import Callable, Generator
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
@@ -27,35 +27,42 @@ except ImportError:  # Airflow < 3.1: hooks still live in airflow-core
 
 from kling_provider.exceptions import (
     KlingError,
-    KlingLinkExpiredError,
     KlingNotFoundError,
-    KlingRateLimitError,
     KlingServerError,
     KlingSubmissionUnknownError,
-    KlingTimeoutError,
     KlingValidationError,
 )
 from kling_provider.hooks import clients
 from kling_provider.hooks.connection import KlingConnectionSettings
+from kling_provider.hooks.plans import (
+    Fetch,
+    SavedVideo,
+    Send,
+    Sleep,
+    Step,
+    Unreadable,
+    call_plan,
+    download_plan,
+    short,
+    wait_plan,
+)
 from kling_provider.hooks.polling import PollPolicy
 from kling_provider.hooks.ratelimit import RateLimiter, limiter_for
-from kling_provider.hooks.retry import (
-    Accept,
-    CallKind,
-    Fail,
-    Retry,
-    RetryPolicy,
-    Unknown,
-    decide_on_error,
-    decide_on_response,
-)
+from kling_provider.hooks.retry import CallKind, RetryPolicy
 from kling_provider.hooks.storage import VerifiedWriter, destination_uri, resolve_destination
 from kling_provider.models.responses import FileUploadResponse, Task
+
+if sys.version_info >= (3, 11):
+    from typing import assert_never
+else:  # pragma: no cover - Python 3.10
+    from typing_extensions import assert_never
 
 if TYPE_CHECKING:
     from airflow.sdk import ObjectStoragePath
 
 T = TypeVar("T")
+
+__all__ = ["KlingHook", "SavedVideo", "SupportsBody"]
 
 GENERATIONS_PATH = "/v1/videos/generations"
 TASKS_PATH = "/v1/tasks/"
@@ -71,35 +78,6 @@ class SupportsBody(Protocol):
     def model(self) -> str: ...
 
     def to_body(self) -> dict[str, Any]: ...
-
-
-@dataclass(frozen=True)
-class SavedVideo:
-    """Where a downloaded video now lives, and how big it is."""
-
-    uri: str
-    size: int
-
-
-@dataclass(frozen=True)
-class _Send:
-    method: str
-    url: str
-    json: dict[str, Any] | None = None
-    files: dict[str, Any] | None = None
-    authenticated: bool = True
-
-
-@dataclass(frozen=True)
-class _Sleep:
-    seconds: float
-
-
-_Step = _Send | _Sleep
-
-
-class _Unreadable(ValueError):
-    """A 2xx answer whose body is not what the API documents."""
 
 
 class KlingHook(BaseHook):
@@ -274,51 +252,31 @@ class KlingHook(BaseHook):
         started_at: float | None = None,
         on_poll: Callable[[Task], None] | None = None,
         max_failed_polls: int = 3,
+        log: Any = None,
     ) -> Task:
         """Block until the task is completed, failed or cancelled, and return it.
 
         Polls as :class:`PollPolicy` says, from the server's estimate and progress. A poll whose
         own retries are spent is tolerated ``max_failed_polls - 1`` times in a row. ``timeout``
-        raises :class:`KlingTimeoutError`; the task itself keeps running (and stays paid for).
+        raises :class:`KlingTimeoutError`; the task itself keeps running (and stays paid for):
+        re-attach to it rather than submit again. At most once a minute, ``log`` (default: this
+        hook's) says how the task is going, from the polls already made. See
+        :func:`.plans.wait_plan`.
         """
-        deadline = None if timeout is None else time.monotonic() + timeout
-        estimate: float | None = None
-        failures = 0
-        while True:
-            server_wait = 0.0
-            try:
-                task = self.get_task(task_id)
-                failures = 0
-            except (KlingServerError, KlingRateLimitError) as err:
-                failures += 1
-                if failures >= max_failed_polls:
-                    raise
-                self.log.warning("Polling task %s failed (%s); will try again", task_id, err)
-                task = None
-                # A rate limit whose wait was longer than one call may spend: come back when the
-                # server said, not at the short poll interval (the deadline below still applies).
-                if isinstance(err, KlingRateLimitError) and err.retry_after:
-                    server_wait = err.retry_after
-            if task is not None:
-                if on_poll is not None:
-                    on_poll(task)
-                if task.is_terminal:
-                    return task
-                estimate = estimate or task.estimated_time
-                started_at = started_at or _plausible_created(task)
-                delay = self.poll_policy.next_delay(task, time.time() - started_at, estimate)
-            else:
-                delay = max(self.poll_policy.min_interval, server_wait)
-            if deadline is not None:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise KlingTimeoutError(
-                        f"Task {task_id} was still running when the {timeout:g} s wait ended; it may "
-                        "still complete and is billed either way: re-attach to it rather than submit again",
-                        task_id=task_id,
-                    )
-                delay = min(delay, left)
-            time.sleep(delay)
+        settings = self.settings
+        return self._run(
+            wait_plan(
+                lambda: self._get_task_plan(task_id, settings),
+                task_id,
+                policy=self.poll_policy,
+                clock=_now,
+                log=log or self.log,
+                deadline=None if timeout is None else _now() + timeout,
+                started_at=started_at,
+                max_failed_polls=max_failed_polls,
+                on_poll=on_poll,
+            )
+        )
 
     def upload_image(
         self,
@@ -341,9 +299,8 @@ class KlingHook(BaseHook):
         files = {"file": (f"{name}.{'png' if info.format == 'png' else 'jpg'}", data, info.mime_type)}
         try:
             return self._run(
-                _plan(
-                    _Send("POST", self.settings.files_base_url + UPLOAD_STREAM_PATH, files=files),
-                    self.settings,
+                call_plan(
+                    Send("POST", self.settings.files_base_url + UPLOAD_STREAM_PATH, files=files),
                     self.retry_policy,
                     CallKind.IDEMPOTENT,
                     what=f"upload of {field}",
@@ -388,49 +345,7 @@ class KlingHook(BaseHook):
         pre-signed and may point at another host.
         """
         target = resolve_destination(destination, conn_id)
-        client = self._sync_client()
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                # The connection's timeout (extra "timeout") bounds each read, as for API calls:
-                # a stalled CDN must not hold a worker for longer than the user configured.
-                with client.stream("GET", url, follow_redirects=True) as response:
-                    if response.status_code in (403, 404, 410):
-                        response.read()
-                        raise _link_expired(url, response.status_code, expires_at)
-                    if response.status_code != 200:
-                        response.read()
-                        decision = decide_on_response(
-                            CallKind.IDEMPOTENT, response, attempt, self.retry_policy, what="video download"
-                        )
-                        if isinstance(decision, Fail):
-                            raise decision.error
-                        assert isinstance(decision, Retry)
-                        raise _RetryDownload(decision.delay, decision.error)
-                    expected = _content_length(response)
-                    writer = VerifiedWriter(target, expected)
-                    # Chunks as they arrive: re-chunking to a fixed size copies every byte once more
-                    # (bench #5: 1 GiB in 3.6 s with 1 MiB chunks, 1.9 s without).
-                    writer.write_all(response.iter_bytes())
-                    writer.commit()
-                    return SavedVideo(uri=destination_uri(target), size=writer.written)
-            except _RetryDownload as again:
-                delay, error = again.delay, again.error
-            except httpx.TransportError as err:
-                delay, error = (
-                    self.retry_policy.backoff(attempt),
-                    KlingServerError(f"video download interrupted ({type(err).__name__}: {err})"),
-                )
-            except KlingServerError as err:  # incomplete or not an MP4: the part file is gone
-                delay, error = self.retry_policy.backoff(attempt), err
-            if attempt >= self.retry_policy.max_attempts:
-                # Keep the error itself (status_code, code, retry_after), as the API calls do.
-                error.message = f"{error.message} (gave up after {attempt} attempts)"
-                error.args = (error.message,)
-                raise error from None
-            self.log.warning("Download attempt %d failed (%s); retrying in %.1f s", attempt, error, delay)
-            time.sleep(delay)
+        return self._run(download_plan(Fetch(url, target), self.retry_policy, log=self.log, expires_at=expires_at))
 
     def test_connection(self) -> tuple[bool, str]:
         """Check the key against the API without creating (or paying for) anything."""
@@ -454,18 +369,46 @@ class KlingHook(BaseHook):
         """Async :meth:`get_task`; reuses one ``AsyncClient`` for the life of the hook."""
         return await self._arun(self._get_task_plan(task_id, await self.asettings()))
 
+    async def await_task(
+        self,
+        task_id: str,
+        *,
+        deadline: float | None = None,
+        started_at: float | None = None,
+        estimated_time: float | None = None,
+        max_failed_polls: int = 5,
+        log: Any = None,
+    ) -> Task:
+        """Async :meth:`wait_for_task`, for a trigger: the same plan, with an absolute ``deadline``
+        (unix time), this hook's :attr:`PollPolicy.settle` before the first query, and the
+        server's ``estimated_time`` at submission (with ``started_at``) to time that query."""
+        settings = await self.asettings()
+        return await self._arun(
+            wait_plan(
+                lambda: self._get_task_plan(task_id, settings),
+                task_id,
+                policy=self.poll_policy,
+                clock=_now,
+                log=log or self.log,
+                deadline=deadline,
+                started_at=started_at,
+                estimate=estimated_time,
+                settle=self.poll_policy.settle,
+                max_failed_polls=max_failed_polls,
+            )
+        )
+
     # -- plans ------------------------------------------------------------------------------
 
-    def _submit_plan(self, request: SupportsBody, settings: KlingConnectionSettings) -> Generator[_Step, Any, Task]:
+    def _submit_plan(self, request: SupportsBody, settings: KlingConnectionSettings) -> Generator[Step, Any, Task]:
         body = request.to_body()
         sent_at = time.time()
 
         def unknown(reason: str) -> KlingError:
             return _submission_unknown(request.model, body, sent_at, reason)
 
-        return _plan(
-            _Send("POST", settings.api_base_url + GENERATIONS_PATH, json=body),
-            settings,
+        return call_plan(
+            Send("POST", settings.api_base_url + GENERATIONS_PATH, json=body),
             self.retry_policy,
             CallKind.SUBMIT,
             what=f"creating a {request.model} task",
@@ -474,12 +417,11 @@ class KlingHook(BaseHook):
             on_unknown=unknown,
         )
 
-    def _get_task_plan(self, task_id: str, settings: KlingConnectionSettings) -> Generator[_Step, Any, Task]:
+    def _get_task_plan(self, task_id: str, settings: KlingConnectionSettings) -> Generator[Step, Any, Task]:
         if not task_id or "/" in task_id or task_id.strip() != task_id:
             raise KlingValidationError(f"task_id: not a valid EvoLink task id ({task_id!r})", param="task_id")
-        return _plan(
-            _Send("GET", settings.api_base_url + TASKS_PATH + task_id),
-            settings,
+        return call_plan(
+            Send("GET", settings.api_base_url + TASKS_PATH + task_id),
             self.retry_policy,
             CallKind.IDEMPOTENT,
             what=f"querying task {task_id}",
@@ -492,7 +434,7 @@ class KlingHook(BaseHook):
     def _limiter(self, settings: KlingConnectionSettings) -> RateLimiter:
         return limiter_for(settings.limiter_key, settings.rate_limit_rpm)
 
-    def _run(self, plan: Generator[_Step, Any, T]) -> T:
+    def _run(self, plan: Generator[Step, Any, T]) -> T:
         client = self._sync_client()
         key = self.settings.api_key
         limiter = self._limiter(self.settings)
@@ -500,20 +442,25 @@ class KlingHook(BaseHook):
         try:
             step = next(plan)
             while True:
-                if isinstance(step, _Sleep):
-                    time.sleep(step.seconds)
-                    outcome = None
-                else:
-                    limiter.acquire()
-                    try:
-                        outcome = client.send(_build(client, step, key))
-                    except httpx.TransportError as err:
-                        outcome = err
+                match step:
+                    case Sleep(seconds=seconds):
+                        time.sleep(seconds)
+                        outcome = None
+                    case Send():
+                        limiter.acquire()
+                        try:
+                            outcome = client.send(_build(client, step, key))
+                        except httpx.TransportError as err:
+                            outcome = err
+                    case Fetch():
+                        outcome = _fetch(client, step)
+                    case _:
+                        assert_never(step)
                 step = plan.send(outcome)
         except StopIteration as stop:
             return stop.value
 
-    async def _arun(self, plan: Generator[_Step, Any, T]) -> T:
+    async def _arun(self, plan: Generator[Step, Any, T]) -> T:
         client = await self._async_client()
         settings = await self.asettings()
         key = settings.api_key
@@ -522,93 +469,62 @@ class KlingHook(BaseHook):
         try:
             step = next(plan)
             while True:
-                if isinstance(step, _Sleep):
-                    await asyncio.sleep(step.seconds)
-                    outcome = None
-                else:
-                    await limiter.aacquire()
-                    async with clients.gate(self._aclient_key):
-                        try:
-                            outcome = await client.send(_build(client, step, key))
-                        except httpx.TransportError as err:
-                            outcome = err
+                match step:
+                    case Sleep(seconds=seconds):
+                        await asyncio.sleep(seconds)
+                        outcome = None
+                    case Send():
+                        await limiter.aacquire()
+                        async with clients.gate(self._aclient_key):
+                            try:
+                                outcome = await client.send(_build(client, step, key))
+                            except httpx.TransportError as err:
+                                outcome = err
+                    case Fetch():  # files are written by the worker, with the sync client
+                        raise TypeError("downloads are made with the sync client (KlingHook.download)")
+                    case _:
+                        assert_never(step)
                 step = plan.send(outcome)
         except StopIteration as stop:
             return stop.value
 
 
-class _RetryDownload(Exception):
-    def __init__(self, delay: float, error: KlingError) -> None:
-        super().__init__(error.message)
-        self.delay = delay
-        self.error = error
+def _now() -> float:
+    """The clock plans read (looked up at each call, so tests can move it)."""
+    return time.time()
 
 
-def _build(client: httpx.Client | httpx.AsyncClient, step: _Send, api_key: str) -> httpx.Request:
+def _build(client: httpx.Client | httpx.AsyncClient, step: Send, api_key: str) -> httpx.Request:
     headers = {"Authorization": f"Bearer {api_key}"} if step.authenticated else {}
     return client.build_request(step.method, step.url, json=step.json, files=step.files, headers=headers)
 
 
-def _plan(
-    send: _Send,
-    settings: KlingConnectionSettings,
-    policy: RetryPolicy,
-    kind: CallKind,
-    *,
-    what: str,
-    parse: Callable[[httpx.Response], T],
-    log: Any,
-    on_unknown: Callable[[str], KlingError] | None = None,
-) -> Generator[_Step, Any, T]:
-    """Send, decide, maybe sleep and send again: the whole retry policy for one call."""
-    attempt = 0
-    while True:
-        attempt += 1
-        outcome = yield send
-        if isinstance(outcome, httpx.TransportError):
-            decision = decide_on_error(kind, outcome, attempt, policy)
-        else:
-            decision = decide_on_response(kind, outcome, attempt, policy, what=what)
-        if isinstance(decision, Accept):
-            try:
-                return parse(outcome)
-            except _Unreadable as err:  # only this: a refusal raised by parse is not garbage
-                if kind is CallKind.SUBMIT:
-                    decision = Unknown(f"the answer could not be read ({_short(err)})")
-                else:
-                    decision = Retry(
-                        policy.backoff(attempt),
-                        "unreadable answer",
-                        KlingServerError(f"{what}: EvoLink sent an unreadable answer ({_short(err)})"),
-                    )
-        if isinstance(decision, Unknown):
-            if on_unknown is None:  # pragma: no cover - only submissions are ambiguous
-                raise KlingServerError(f"{what}: {decision.reason}")
-            raise on_unknown(decision.reason)
-        if isinstance(decision, Fail):
-            raise decision.error
-        assert isinstance(decision, Retry)
-        if attempt >= policy.max_attempts:
-            error = decision.error
-            error.message = f"{error.message} (gave up after {attempt} attempts)"
-            error.args = (error.message,)
-            raise error
-        log.warning(
-            "%s: %s; retrying in %.1f s (attempt %d of %d)",
-            what,
-            decision.reason,
-            decision.delay,
-            attempt,
-            policy.max_attempts,
-        )
-        yield _Sleep(decision.delay)
+def _fetch(client: httpx.Client, step: Fetch) -> SavedVideo | httpx.Response | httpx.TransportError | KlingServerError:
+    """Perform a :class:`Fetch`: what happened, for :func:`.plans.download_plan` to judge."""
+    try:
+        # The connection's timeout (extra "timeout") bounds each read, as for API calls: a
+        # stalled CDN must not hold a worker for longer than the user configured.
+        with client.stream("GET", step.url, follow_redirects=True) as response:
+            if response.status_code != 200:
+                response.read()
+                return response
+            writer = VerifiedWriter(step.target, _content_length(response))
+            # Chunks as they arrive: re-chunking to a fixed size copies every byte once more
+            # (bench #5: 1 GiB in 3.6 s with 1 MiB chunks, 1.9 s without).
+            writer.write_all(response.iter_bytes())
+            writer.commit()
+            return SavedVideo(uri=destination_uri(step.target), size=writer.written)
+    except httpx.TransportError as err:
+        return err
+    except KlingServerError as err:  # incomplete or not an MP4: the part file is gone
+        return err
 
 
 def _parse_task(response: httpx.Response) -> Task:
     try:
         return Task.model_validate_json(response.content)
     except ValidationError as err:
-        raise _Unreadable(_short(err)) from None
+        raise Unreadable(short(err)) from None
 
 
 def _parse_upload(response: httpx.Response) -> str:
@@ -617,9 +533,9 @@ def _parse_upload(response: httpx.Response) -> str:
     try:
         parsed = FileUploadResponse.model_validate_json(response.content)
     except ValidationError as err:
-        raise _Unreadable(_short(err)) from None
+        raise Unreadable(short(err)) from None
     if not parsed.success or parsed.data is None:
-        raise _Unreadable(f"success={parsed.success} without data (code {parsed.code}: {parsed.msg})")
+        raise Unreadable(f"success={parsed.success} without data (code {parsed.code}: {parsed.msg})")
     return parsed.data.file_url
 
 
@@ -647,17 +563,6 @@ def _summarise(body: dict[str, Any]) -> str:
         if key in body:
             parts.append(f"{key}={body[key]}")
     return ", ".join(parts) or "no prompt"
-
-
-def _link_expired(url: str, status: int, expires_at: str | None) -> KlingLinkExpiredError:
-    host = httpx.URL(url).host
-    when = f" (it expired at {expires_at})" if expires_at else ""
-    return KlingLinkExpiredError(
-        f"The result link on {host} no longer serves the video: HTTP {status}{when}. EvoLink keeps "
-        "result links for 24 hours; the generation itself is not resubmitted. Re-query the task in "
-        "case it returns a fresh link, or generate again.",
-        status_code=status,
-    )
 
 
 def _content_length(response: httpx.Response) -> int | None:
@@ -690,22 +595,10 @@ def _read_image(source: Any, conn_id: str | None, field: str) -> tuple[bytes, st
         # unreachable bucket: whatever the backend raises, the image named by this field could
         # not be read, and nothing has been sent or spent. (Airflow's retries still apply.)
         raise KlingValidationError(
-            f"{field}: cannot read {source!s:.200}: {type(err).__name__}: {_short(err)}", param=field
+            f"{field}: cannot read {source!s:.200}: {type(err).__name__}: {short(err)}", param=field
         ) from err
     name = os.path.splitext(path.name)[0] or "image"
     return data, name, int(size) if size is not None else len(data)
-
-
-def _plausible_created(task: Task) -> float:
-    now = time.time()
-    if task.created and 0 <= now - task.created < 86400:
-        return float(task.created)
-    return now
-
-
-def _short(err: BaseException) -> str:
-    text = " ".join(str(err).split())
-    return text[:200]
 
 
 def _mask(secret: str) -> None:

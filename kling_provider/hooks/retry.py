@@ -90,7 +90,7 @@ class Unknown:
 Decision = Accept | Retry | Fail | Unknown
 
 
-def decide_on_error(kind: CallKind, error: httpx.TransportError, attempt: int, policy: RetryPolicy) -> Decision:
+def decide_on_error(kind: CallKind, error: httpx.TransportError, attempt: int, policy: RetryPolicy) -> Retry | Unknown:
     """A request that got no HTTP answer."""
     from kling_provider.exceptions import KlingServerError
 

@@ -286,7 +286,8 @@ class _KlingOperatorBase(BaseOperator):
                 timeout=timedelta(seconds=self.timeout + 120),
             )
         try:
-            task = hook.wait_for_task(task.id, timeout=self.timeout, started_at=submitted_at, on_poll=self._log_poll)
+            # The wait's heartbeat (at most a line a minute, from its polls) goes to this task's log.
+            task = hook.wait_for_task(task.id, timeout=self.timeout, started_at=submitted_at, log=self.log)
         finally:
             hook.close()
         return self._finish(context, task, estimate)
@@ -322,9 +323,6 @@ class _KlingOperatorBase(BaseOperator):
         AirflowFailException = _fail_exception()
 
         raise AirflowFailException(message)
-
-    def _log_poll(self, task: Task) -> None:
-        self.log.info("EvoLink task %s: %s, %d%%", task.id, task.status.value, task.progress)
 
     def _check_budget(self, estimate: CostEstimate) -> None:
         if self.max_credits is None:

@@ -8,11 +8,9 @@ triggerer. ``cleanup()`` never touches the remote task: it runs on every trigger
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import AsyncIterator
 from dataclasses import fields
-from datetime import datetime, timezone
 from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
@@ -22,9 +20,11 @@ from kling_provider.exceptions import (
     KlingNotFoundError,
     KlingRateLimitError,
     KlingServerError,
+    KlingTimeoutError,
     is_retryable_task_code,
 )
 from kling_provider.hooks.kling import KlingHook
+from kling_provider.hooks.plans import iso
 from kling_provider.hooks.polling import PollPolicy
 from kling_provider.hooks.retry import RetryPolicy
 from kling_provider.models.responses import Task
@@ -144,69 +144,42 @@ class KlingTaskTrigger(BaseTrigger):
         yield TriggerEvent(event)
 
     async def _wait(self, hook: KlingHook) -> dict[str, Any]:
-        policy = hook.poll_policy
-        started_at = self.started_at or time.time()
-        estimate = self.estimated_time
-        failures = 0
-        last_progress: float | None = None
-        delay = policy.settle  # see PollPolicy.settle: an instant event can fail the task
-        if self.started_at is not None and estimate:
-            # The operator read the task when it created it (pending, with the server's estimate):
-            # a query now would say the same, so the first one waits for the estimate.
-            delay = max(delay, policy.first_delay(time.time() - started_at, estimate))
-        if self.deadline is not None:
-            delay = min(delay, max(0.0, self.deadline - time.time()))
-        if delay > 0:
-            await asyncio.sleep(delay)
-        while True:
-            server_wait: float | None = None
-            try:
-                task = await hook.aget_task(self.evolink_task_id)
-                failures = 0
-            except KlingNotFoundError as err:
-                return self._event(
-                    EXPIRED,
-                    f"Task {self.evolink_task_id} is no longer known to EvoLink (expired or deleted): {err.message}",
-                    code="resource_not_found",
-                )
-            except (KlingServerError, KlingRateLimitError) as err:
-                failures += 1
-                server_wait = err.retry_after if isinstance(err, KlingRateLimitError) else None
-                if failures >= self.max_failed_polls:
-                    return self._event(
-                        ERROR,
-                        f"Could not poll task {self.evolink_task_id} {failures} times in a row: {err.message}. "
-                        "The task may still be running; a retry re-attaches to it.",
-                        retryable=True,
-                    )
-                self.log.warning("Poll of %s failed (%d in a row): %s", self.evolink_task_id, failures, err.message)
-                task = None
-            except KlingError as err:  # authentication, permission, configuration
-                return self._event(ERROR, err.message, code=err.code, retryable=False)
-
-            if task is not None:
-                if task.is_terminal:
-                    return self._terminal_event(task)
-                estimate = estimate or task.estimated_time
-                if task.progress != last_progress:
-                    last_progress = task.progress
-                    self._log_progress(task, time.time() - started_at, policy, estimate)
-                delay = policy.next_delay(task, time.time() - started_at, estimate)
-            else:
-                # A rate limit that asked for a longer wait than the hook would make is honoured.
-                delay = max(policy.min_interval, server_wait or 0.0)
-
-            if self.deadline is not None:
-                left = self.deadline - time.time()
-                if left <= 0:
-                    return self._event(
-                        TIMEOUT,
-                        f"Task {self.evolink_task_id} was still running at the deadline "
-                        f"({_iso(self.deadline)}); it may still complete and is billed either way.",
-                        retryable=True,
-                    )
-                delay = min(delay, left)
-            await asyncio.sleep(delay)
+        """The hook's wait plan (:func:`.plans.wait_plan`, shared with the worker's wait); its
+        outcome, or the error that ended it, as this trigger's one event."""
+        try:
+            task = await hook.await_task(
+                self.evolink_task_id,
+                deadline=self.deadline,
+                started_at=self.started_at,
+                estimated_time=self.estimated_time,
+                max_failed_polls=self.max_failed_polls,
+                log=self.log,
+            )
+        except KlingTimeoutError:
+            deadline = f" ({iso(self.deadline)})" if self.deadline is not None else ""
+            return self._event(
+                TIMEOUT,
+                f"Task {self.evolink_task_id} was still running at the deadline{deadline}; it may still complete "
+                "and is billed either way.",
+                retryable=True,
+            )
+        except KlingNotFoundError as err:
+            return self._event(
+                EXPIRED,
+                f"Task {self.evolink_task_id} is no longer known to EvoLink (expired or deleted): {err.message}",
+                code="resource_not_found",
+            )
+        except (KlingServerError, KlingRateLimitError) as err:
+            failed = max(1, self.max_failed_polls)
+            return self._event(
+                ERROR,
+                f"Could not poll task {self.evolink_task_id} {failed} times in a row: {err.message}. "
+                "The task may still be running; a retry re-attaches to it.",
+                retryable=True,
+            )
+        except KlingError as err:  # authentication, permission, configuration
+            return self._event(ERROR, err.message, code=err.code, retryable=False)
+        return self._terminal_event(task)
 
     def _terminal_event(self, task: Task) -> dict[str, Any]:
         if task.status.value == COMPLETED:
@@ -243,24 +216,9 @@ class KlingTaskTrigger(BaseTrigger):
             "attempt": self.attempt,
         }
 
-    def _log_progress(self, task: Task, elapsed: float, policy: PollPolicy, estimate: float | None) -> None:
-        remaining = max(0.0, policy.predicted_remaining(task, elapsed, estimate))
-        self.log.info(
-            "Task %s: %s, %d%% after %.0f s, about %.0f s to go",
-            task.id,
-            task.status.value,
-            task.progress,
-            elapsed,
-            remaining,
-        )
-
     async def on_kill(self) -> None:
         """A user killed the Airflow task. EvoLink documents no cancel endpoint, so say so."""
         self.log.warning(
             "EvoLink task %s keeps running (and is billed): the API documents no way to cancel it.",
             self.evolink_task_id,
         )
-
-
-def _iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, tz=timezone.utc).isoformat(timespec="seconds")

@@ -138,6 +138,9 @@ DOWNLOAD_CASES: dict[str, Case] = {
         MAX_ATTEMPTS,
         (_GAVE_UP, "not an MP4"),
     ),
+    # A 2xx that is not the video (no Range was asked for): nothing is written, asked again.
+    "206-then-ok": Case(({"status": 206},), None, 2, first_delay=_BACKOFF),
+    "206-exhausted": Case(({"status": 206, "rate": 1.0},), KlingServerError, MAX_ATTEMPTS, (_GAVE_UP, "HTTP 206")),
     # The CDN says the object is gone or the signature no longer holds: final, not retried.
     "403": Case(({"status": 403},), KlingLinkExpiredError, 1, ("HTTP 403", "24 hours")),
     "404": Case(({"status": 404},), KlingLinkExpiredError, 1, ("HTTP 404",)),

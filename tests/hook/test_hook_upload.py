@@ -328,8 +328,9 @@ def test_success_without_data_is_unreadable_not_a_refusal() -> None:
     never reported as a refusal of the image."""
     import httpx
 
-    from kling_provider.hooks.kling import _parse_upload, _Unreadable
+    from kling_provider.hooks.kling import _parse_upload
+    from kling_provider.hooks.plans import Unreadable
 
-    with pytest.raises(_Unreadable):
+    with pytest.raises(Unreadable):
         _parse_upload(httpx.Response(200, json={"success": True, "code": 200, "msg": "ok"}))
     assert _parse_upload(httpx.Response(200, json={"data": {"file_url": "https://f/x.png"}})) == "https://f/x.png"
