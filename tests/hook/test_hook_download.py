@@ -22,7 +22,7 @@ from kling_provider.exceptions import (
 )
 from kling_provider.models import Task, TaskStatus
 from kling_provider.testing import Fault
-from kling_provider.testing.media import make_mp4, mp4_info
+from kling_provider.testing.media import mp4_info
 
 from .support import (
     API_KEY,
@@ -34,8 +34,6 @@ from .support import (
     part_files,
     text_request,
 )
-
-VIDEO = make_mp4(1280, 720, 5.0)  # what the simulator serves for a 5 s 720p 16:9 task
 
 
 def _completed(env: SimEnv) -> Task:
@@ -51,9 +49,15 @@ def _downloads(env: SimEnv) -> int:
     return env.sim.count(phase="download")
 
 
-def _assert_complete(path: Path) -> None:
+def _video(env: SimEnv) -> bytes:
+    """What the simulator serves for the test's one (5 s 720p 16:9) task."""
+    (task,) = env.sim.tasks
+    return env.sim.video(task.id)
+
+
+def _assert_complete(env: SimEnv, path: Path) -> None:
     data = path.read_bytes()
-    assert data == VIDEO
+    assert data == _video(env)
     info = mp4_info(path)
     assert (info.width, info.height) == (1280, 720)
     assert info.duration_s == pytest.approx(5.0)
@@ -73,8 +77,8 @@ def test_destinations(env: SimEnv, tmp_path: Path, form: str) -> None:
         "object-storage": ObjectStoragePath(target.as_uri()),
     }[form]
     saved = env.hook().download(url, destination)
-    _assert_complete(target)
-    assert saved.size == len(VIDEO)
+    _assert_complete(env, target)
+    assert saved.size == len(_video(env))
     assert saved.uri.endswith("/new/dir/clip.mp4")
     assert part_files(tmp_path) == []
     assert _downloads(env) == 1
@@ -160,8 +164,8 @@ def test_download_fault(env: SimEnv, sleeps: SleepLog, tmp_path: Path, name: str
 
     if case.error is None:
         saved = hook.download(url, target)
-        _assert_complete(target)
-        assert saved.size == len(VIDEO)
+        _assert_complete(env, target)
+        assert saved.size == len(_video(env))
     else:
         with pytest.raises(case.error) as info:
             hook.download(url, target)
@@ -201,7 +205,7 @@ def test_interrupted_download_leaves_the_old_file_alone(env: SimEnv, sleeps: Sle
 
     env.sim.faults.clear()
     env.hook().download(url, target)
-    _assert_complete(target)
+    _assert_complete(env, target)
     assert part_files(tmp_path) == []
     assert _downloads(env) == MAX_ATTEMPTS + 1
 
@@ -238,4 +242,4 @@ def test_link_valid_until_its_lifetime(env: SimEnv, tmp_path: Path) -> None:
     assert url is not None
     env.sim.clock.advance(59)
     env.hook().download(url, tmp_path / "clip.mp4")
-    _assert_complete(tmp_path / "clip.mp4")
+    _assert_complete(env, tmp_path / "clip.mp4")
