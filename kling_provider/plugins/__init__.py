@@ -1,0 +1,1 @@
+"""Airflow plugins this provider ships (registered through the ``airflow.plugins`` entry point)."""
