@@ -1,8 +1,10 @@
 """Review and iterate: a campaign brief -> N variants -> a person picks one in Airflow's UI -> published.
 
-A run generates one video per angle in ``ANGLES`` (mapped), then waits in the ``review`` task
-(Airflow 3.1+ human-in-the-loop) until someone answers in Required Actions: the form shows each
+A run generates one video per angle in ``ANGLES`` (mapped, each with a poster frame), lays the
+poster frames out on a contact sheet, then waits in the ``review`` task (Airflow 3.1+
+human-in-the-loop) until someone answers in Required Actions: the form shows the sheet and each
 variant's poster frame, links to the saved copy and to EvoLink's result, and its credits.
+Poster frames need the ``review`` extra (``pip install 'airflow-provider-kling[review]'``).
 
 * **Variant N**: ``publish`` copies that variant atomically to ``publish_dir/<campaign>.mp4``
   and records an event on the ``kling_review_published`` asset (a DAG with
@@ -57,9 +59,9 @@ with DAG(
         """One request per angle; the reviewers' notes from earlier rounds end every prompt."""
         from kling_provider.operators.rounds import current_round, fold_notes
 
-        params, run_id = context["params"], context["run_id"]
+        params = context["params"]
         now = current_round(params)
-        folder = f"{params['output_dir']}/{params['campaign']}/{_safe(run_id)}"
+        folder = _folder(context)
         return [
             {
                 "prompt": fold_notes(f"{params['product']}, {angle}, {params['style']}", now.notes),
@@ -75,13 +77,23 @@ with DAG(
         aspect_ratio="16:9",
         negative_prompt="text, watermark, blur",
         max_credits=50,
+        poster=True,  # a JPEG of the middle frame beside each video: the form shows it
     ).expand_kwargs(plan())
+
+    @task
+    def sheet(results: list[dict[str, Any]], **context: Any) -> dict[str, Any]:
+        """All variants' poster frames on one labelled image, at the top of the form."""
+        from kling_provider.video.sheet import contact_sheet
+
+        captions = [f"Variant {number}" for number in range(1, len(ANGLES) + 1)]
+        return contact_sheet(results, f"{_folder(context)}/sheet.jpg", captions=captions, tile_width=320)
 
     review = KlingReviewOperator(
         task_id="review",
         variants=generate.output,
         count=len(ANGLES),
         captions=ANGLES,
+        contact_sheet=sheet(generate.output),
         subject="{{ params.campaign }}: pick a variant (round {{ params.round }} of {{ params.max_rounds }})",
         body=(
             "**Brief**: {{ params.product }}, {{ params.style }}"
@@ -121,6 +133,9 @@ with DAG(
     publish(review.output)
 
 
-def _safe(text: str) -> str:
-    """A run id as a folder name (run ids hold ':' and '+')."""
-    return "".join(c if c.isalnum() or c in "-_." else "-" for c in text)
+def _folder(context: Any) -> str:
+    """Where this run's variants go: one folder per campaign and run (run ids hold ':' and '+')."""
+    params, run_id = context["params"], context["run_id"]
+    return f"{params['output_dir']}/{params['campaign']}/" + "".join(
+        c if c.isalnum() or c in "-_." else "-" for c in run_id
+    )

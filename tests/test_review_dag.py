@@ -173,7 +173,7 @@ def test_picking_variant_2_publishes_exactly_variant_2(kling_connection: Any, fo
     published = Path(folders["publish_dir"]) / "mug-launch.mp4"
     saved = [Path(v["output_uri"].removeprefix("file://")) for v in variants]
     assert published.read_bytes() == saved[1].read_bytes()
-    # TODO(verify): the simulator makes distinct videos per prompt: assert variant 2 differs from 1 and 3
+    assert published.read_bytes() not in (saved[0].read_bytes(), saved[2].read_bytes())  # variants differ
     assert sorted(p.name for p in published.parent.iterdir()) == ["mug-launch.mp4"], "no part files left"
     assert "success" in tasks["publish"]["state"]
     assert tasks["publish"]["xcom"]["uri"] == published.as_uri()
@@ -188,8 +188,19 @@ def test_picking_variant_2_publishes_exactly_variant_2(kling_connection: Any, fo
 
     # The other branch did not run: no next round.
     assert "skipped" in tasks["plan_next_round"]["state"] and "skipped" in tasks["next_round"]["state"]
+    # The pictures: the contact sheet first, then each variant's poster frame, linking to its video.
     media = _xcom_of(tasks["_run_id"], "review", "kling_review_media")
-    assert {k: v["type"] for k, v in media.items()} == {f"v{n}-video": "video/mp4" for n in (1, 2, 3)}
+    expected = {"sheet": "image/jpeg"}
+    for n in (1, 2, 3):
+        expected.update({f"v{n}-video": "video/mp4", f"v{n}-poster": "image/jpeg"})
+    assert {k: v["type"] for k, v in media.items()} == expected
+    assert media["sheet"]["uri"] == tasks["sheet"]["xcom"]["uri"]
+    for n, variant in enumerate(variants, 1):
+        assert media[f"v{n}-poster"]["uri"] == variant["poster_uri"]
+        assert media[f"v{n}-video"]["uri"] == variant["output_uri"]
+        poster = re.search(rf"\[!\[Variant {n}: poster frame\]\((\S+/v{n}-poster)\)\]\((\S+/v{n}-video)\)", body)
+        assert poster is not None, body
+    assert re.search(r"\[!\[Contact sheet of all variants\]\((\S+/sheet)\)\]\(\1\)", body), body
 
 
 def _xcom_of(run_id: str, task_id: str, key: str) -> Any:

@@ -103,7 +103,7 @@ def test_the_body_shows_each_variant_with_its_links_credits_and_poster() -> None
         intro="**Brief**: a mug",
         media_url=media_url,
     )
-    assert body.startswith("**Brief**: a mug\n\n![Contact sheet of all variants](/m/sheet)\n")
+    assert body.startswith("**Brief**: a mug\n\n[![Contact sheet of all variants](/m/sheet)](/m/sheet)\n")
     assert "### Variant 1: slow orbit\n[![Variant 1: poster frame](/m/v1-poster)](/m/v1-video)\n" in body
     assert r"### Variant 2: macro \*close-up\*" in body  # captions are text, not Markdown
     assert (
@@ -117,11 +117,12 @@ def test_the_body_shows_each_variant_with_its_links_credits_and_poster() -> None
 
 
 def test_a_mismatch_found_by_verification_is_shown_and_object_storage_is_text() -> None:
-    checked = {"matches_request": False, "mismatches": ["duration 3.0 s, asked 5 s"]}
+    mismatch = {"field": "duration", "expected": 5, "actual": 3.0, "message": "lasts 3 s, asked for duration=5"}
+    checked = {"matches_request": False, "mismatches": [mismatch, "*odd*"]}
     variant = _variant(1, output_uri="s3://bucket/v1.mp4", poster_uri="s3://bucket/v1.jpg", video=checked)
     body = review_body([variant], media_url=lambda uri, token: None)
     assert "saved at `s3://bucket/v1.mp4`" in body and "Poster frame: `s3://bucket/v1.jpg`" in body
-    assert "- **Does not match the request**: duration 3.0 s, asked 5 s" in body
+    assert r"- **Does not match the request**: lasts 3 s, asked for duration=5; \*odd\*" in body
     assert "](s3://" not in body  # the UI would blank such a link
     assert review_body([_variant(1, credits_reserved=None, estimated_credits=None)]).count("credits not reported") == 1
 

@@ -222,8 +222,11 @@ def review_body(
         lines += [intro.strip(), ""]
     sheet_uri = contact_sheet.get("uri") if isinstance(contact_sheet, Mapping) else contact_sheet
     if sheet_uri:
-        sheet = link(sheet_uri, "sheet")
-        lines += [f"![Contact sheet of all variants]({sheet})" if sheet else f"Contact sheet: `{sheet_uri}`", ""]
+        sheet = link(sheet_uri, "sheet")  # the picture links to itself: full size in a new tab
+        lines += [
+            f"[![Contact sheet of all variants]({sheet})]({sheet})" if sheet else f"Contact sheet: `{sheet_uri}`",
+            "",
+        ]
     for number, variant in enumerate(variants, 1):
         caption = str(captions[number - 1]) if captions and number <= len(captions) else ""
         lines.append(f"### Variant {number}" + (f": {_escape(caption)}" if caption else ""))
@@ -269,7 +272,8 @@ def _facts(variant: Mapping[str, Any], video_link: str | None) -> list[str]:
         facts.append("- **Settings**: " + " · ".join(p for p in (shown, task) if p))
     checked = variant.get("video")
     if isinstance(checked, Mapping) and checked.get("matches_request") is False:
-        differs = "; ".join(str(m) for m in checked.get("mismatches") or []) or "see the task log"
+        found = checked.get("mismatches") or []
+        differs = "; ".join(str(m.get("message") if isinstance(m, Mapping) else m) for m in found) or "see the log"
         facts.append(f"- **Does not match the request**: {_escape(differs)}")
     return facts
 
