@@ -99,8 +99,10 @@ def artifacts(request: pytest.FixtureRequest) -> Iterator[Path]:
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrowserContext]:
     """Headless Debian chromium on a fresh profile, driven by Playwright."""
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
 
+    # expect() waits 5 s by default, too short for a first page load on a busy machine.
+    expect.set_options(timeout=UI_TIMEOUT_MS)
     executable = shutil.which(CHROMIUM)
     if executable is None:
         pytest.fail(
