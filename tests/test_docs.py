@@ -98,6 +98,7 @@ def test_the_readme_links_the_guides() -> None:
         "docs/lineage.md",
         "docs/scaling.md",
         "docs/campaigns.md",
+        "docs/review.md",
         "docs/examples/offline_testing/README.md",
     ]
     for link in guides:

@@ -134,6 +134,7 @@ def test_reviewer_picks_variant_2_in_the_browser_and_exactly_it_is_published(
     expect(saved_links).to_have_count(3)
     second = page.request.get(str(saved_links.nth(1).get_attribute("href")))
     assert second.status == 200 and second.headers["content-type"] == "video/mp4", second.headers
+    assert second.headers.get("accept-ranges") == "bytes"  # the player can seek
     assert second.body() == Path(variants[1]["output_uri"].removeprefix("file://")).read_bytes()
     _screenshot(page, artifacts, "02-review-form.png")
     dialog.get_by_role("img", name="Variant 2: poster frame").scroll_into_view_if_needed()
