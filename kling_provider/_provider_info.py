@@ -63,10 +63,21 @@ PROVIDER_INFO: dict[str, Any] = {
     "operators": [
         {
             "integration-name": "Kling (EvoLink)",
-            "python-modules": ["kling_provider.operators.kling", "kling_provider.operators.budget"],
+            "python-modules": [
+                "kling_provider.operators.kling",
+                "kling_provider.operators.budget",
+                "kling_provider.operators.review",
+            ],
         },
     ],
     "extra-links": ["kling_provider.operators.kling.KlingVideoLink"],
+    # Also registered through the airflow.plugins entry point (pyproject.toml), as official providers do.
+    "plugins": [
+        {
+            "name": "kling_review_media",
+            "plugin-class": "kling_provider.plugins.review_media.KlingReviewMediaPlugin",
+        }
+    ],
     # Every ``conf.get*("kling", ...)`` in the package is declared here (tests/test_provider_config.py
     # scans the source), so ``airflow config list`` shows it. Defaults are strings, as in airflow.cfg,
     # and equal the ``fallback=`` in the code, which applies where provider config is not loaded.

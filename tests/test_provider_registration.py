@@ -49,6 +49,7 @@ def test_provider_info_is_valid_against_airflows_schema() -> None:
         (("providers", "hooks"), "kling_provider.hooks.kling.KlingHook"),
         (("providers", "links"), "kling_provider.operators.kling.KlingVideoLink"),
         (("providers", "triggers"), "kling_provider.triggers.kling"),
+        (("plugins",), "kling_provider.plugins.review_media"),
     ],
 )
 def test_airflow_cli_lists_the_provider(command: tuple[str, ...], needle: str) -> None:

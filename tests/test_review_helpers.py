@@ -222,3 +222,17 @@ def test_publish_refuses_what_is_not_a_video_and_leaves_the_published_one(tmp_pa
         publish_video(str(target), target.as_uri())
     with pytest.raises(KlingValidationError, match=r"^source_uri: "):
         publish_video("", str(target))
+
+
+def test_the_plugin_mounts_the_media_app_only_where_review_forms_exist() -> None:
+    """Airflow 3.1+: one app at /kling with the media route; 3.0 (no HITL): nothing, and no error
+    (a plugin failing there would stop the API server)."""
+    from kling_provider.plugins.review_media import KlingReviewMediaPlugin
+
+    apps = KlingReviewMediaPlugin().fastapi_apps
+    if review._HITL_MISSING is not None:
+        assert apps == []
+        return
+    assert [(a["url_prefix"], a["name"]) for a in apps] == [("/kling", "Kling review media")]
+    paths = [getattr(route, "path", "") for route in apps[0]["app"].routes]
+    assert "/review-media/{dag_id}/{run_id}/{task_id}/{token}" in paths

@@ -19,6 +19,7 @@ scheduler, triggerer and workers load plugins too, and never import FastAPI for 
 objects, and the route's types are imported inside :func:`create_app`.)
 """
 
+import logging
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -100,6 +101,16 @@ class KlingReviewMediaPlugin(AirflowPlugin):
 
     @cached_property
     def fastapi_apps(self) -> list[dict[str, Any]]:  # type: ignore[override]
-        from kling_provider.operators.review import MEDIA_ROUTE_PREFIX
+        """The app, on Airflow 3.1+; nothing on older Airflow (no review forms there) or when it
+        cannot be built (logged: the API server must start anyway)."""
+        try:
+            from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity
 
-        return [{"app": create_app(), "url_prefix": MEDIA_ROUTE_PREFIX, "name": "Kling review media"}]
+            if not hasattr(DagAccessEntity, "HITL_DETAIL"):  # Airflow < 3.1
+                return []
+            from kling_provider.operators.review import MEDIA_ROUTE_PREFIX
+
+            return [{"app": create_app(), "url_prefix": MEDIA_ROUTE_PREFIX, "name": "Kling review media"}]
+        except Exception:
+            logging.getLogger(__name__).exception("Kling review media: not served (the review forms show no pictures)")
+            return []
