@@ -1,4 +1,6 @@
-"""#4 Parse cost: a DAG of 200 Kling operator tasks against the same DAG built with EmptyOperator.
+"""#4 Parse cost: a DAG of 200 Kling operator tasks against the same DAG built with EmptyOperator,
+and a DAG of 200 mapped Kling operators (``.partial(...).expand(prompt=<XComArg>)``, whose
+literal ``partial()`` arguments are checked while parsing) against both, in the same run.
 
 Parse = a fresh interpreter importing the DAG file (``runpy.run_path``), timed by this process
 around the subprocess, minus a bare interpreter's start (``python -c pass``), median of several
@@ -48,6 +50,37 @@ KLING = (
         )
 """
 )
+MAPPED = (
+    HEADER.replace("from airflow.sdk import DAG", "from airflow.sdk import DAG, task").replace(
+        "    for i in",
+        """
+    @task
+    def prompts() -> list[str]:
+        return ["a ceramic mug turning slowly on a marble table, studio light"]
+
+    listed = prompts()
+    for i in""",
+    )
+    + """        KlingTextToVideoOperator.partial(
+            task_id=f"video_{{i}}",
+            duration=5 + i % 6,
+            quality=("720p", "1080p")[i % 2],
+            output_uri="s3://videos/{{{{ ds }}}}/" + f"{{i}}" + "-{{{{ ti.map_index }}}}.mp4",
+            output_conn_id="aws_default",
+        ).expand(prompt=listed)
+"""
+)
+#: Airflow's own cost of a mapped task, with an operator that checks nothing (BashOperator).
+BASH_MAPPED = MAPPED.replace(
+    """        KlingTextToVideoOperator.partial(
+            task_id=f"video_{{i}}",
+            duration=5 + i % 6,
+            quality=("720p", "1080p")[i % 2],
+            output_uri="s3://videos/{{{{ ds }}}}/" + f"{{i}}" + "-{{{{ ti.map_index }}}}.mp4",
+            output_conn_id="aws_default",
+        ).expand(prompt=listed)""",
+    """        BashOperator.partial(task_id=f"video_{{i}}", env={{"N": str(i)}}).expand(bash_command=listed)""",
+)
 EMPTY = (
     HEADER
     + """\
@@ -65,20 +98,22 @@ print(t1 - t0, t2 - t1)
 """
 
 
-def write_dags(folder: Path) -> tuple[Path, Path]:
+def write_dags(folder: Path) -> tuple[Path, Path, Path, Path]:
     kling = folder / "kling_dag.py"
+    mapped = folder / "mapped_dag.py"
+    bash = folder / "bash_mapped_dag.py"
     empty = folder / "empty_dag.py"
-    kling.write_text(
-        KLING.format(
-            name="kling", tasks=TASKS, imports="\nfrom kling_provider.operators.kling import KlingTextToVideoOperator"
-        )
-    )
+    imports = "\nfrom kling_provider.operators.kling import KlingTextToVideoOperator"
+    kling.write_text(KLING.format(name="kling", tasks=TASKS, imports=imports))
+    mapped.write_text(MAPPED.format(name="mapped", tasks=TASKS, imports=imports))
+    bash_import = "\nfrom airflow.providers.standard.operators.bash import BashOperator"
+    bash.write_text(BASH_MAPPED.format(name="bash", tasks=TASKS, imports=bash_import))
     empty.write_text(
         EMPTY.format(
             name="empty", tasks=TASKS, imports="\nfrom airflow.providers.standard.operators.empty import EmptyOperator"
         )
     )
-    return kling, empty
+    return kling, mapped, bash, empty
 
 
 def timed_run(args: list[str]) -> tuple[float, str]:
@@ -118,17 +153,18 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=7)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="kling-parse-") as tmp:
-        kling, empty = write_dags(Path(tmp))
+        kling, mapped, bash, empty = write_dags(Path(tmp))
         child = Path(tmp) / "child.py"
         child.write_text(CHILD)
+        dags = {"kling": kling, "mapped": mapped, "bash": bash, "empty": empty}
         # Warm the OS file cache and Python's bytecode caches once.
-        timed_run([sys.executable, str(child), str(kling)])
-        timed_run([sys.executable, str(child), str(empty)])
-        walls: dict[str, list[float]] = {"kling": [], "empty": [], "bare": []}
-        bodies: dict[str, list[float]] = {"kling": [], "empty": []}
+        for path in dags.values():
+            timed_run([sys.executable, str(child), str(path)])
+        walls: dict[str, list[float]] = {name: [] for name in [*dags, "bare"]}
+        bodies: dict[str, list[float]] = {name: [] for name in dags}
         sdk: list[float] = []
         for _ in range(args.repeats):
-            for name, path in (("kling", kling), ("empty", empty)):
+            for name, path in dags.items():
                 wall, out = timed_run([sys.executable, str(child), str(path)])
                 sdk_s, body_s = (float(x) for x in out.split())
                 walls[name].append(wall)
@@ -138,8 +174,12 @@ def main() -> None:
         imports = [import_cost() for _ in range(args.repeats)]
         sdk_imports = [sdk_import_cost() for _ in range(3)]
     bare = median(walls["bare"])
-    parse = {name: median(walls[name]) - bare for name in ("kling", "empty")}
-    body = {name: median(bodies[name]) for name in ("kling", "empty")}
+    parse = {name: median(walls[name]) - bare for name in bodies}
+    body = {name: median(bodies[name]) / TASKS for name in bodies}  # per task
+    # What Kling adds to a task: over EmptyOperator for a plain one, over a mapped BashOperator
+    # (Airflow's own mapping, nothing checked) for a mapped one.
+    kling_share = body["kling"] - body["empty"]
+    mapped_share = body["mapped"] - body["bash"]
     imp = median(imports)
     rows = [
         Row(
@@ -153,21 +193,42 @@ def main() -> None:
         ),
         Row(
             "  of which the DAG body after airflow.sdk",
-            body["kling"] * 1000,
-            body["empty"] * 1000,
+            body["kling"] * TASKS * 1000,
+            body["empty"] * TASKS * 1000,
             "ms",
             "",
             None,
             "EmptyOperator",
         ),
+        Row("  per task, DAG body", body["kling"] * 1e6, body["empty"] * 1e6, "us", "", None, "EmptyOperator"),
         Row(
-            "  per task, DAG body",
-            body["kling"] / TASKS * 1e6,
-            body["empty"] / TASKS * 1e6,
+            "mapped: parse, fresh process (- interpreter start)",
+            parse["mapped"] * 1000,
+            parse["empty"] * 1000,
+            "ms",
+            "<= 1.15x",
+            parse["mapped"] <= 1.15 * parse["empty"],
+            "EmptyOperator",
+        ),
+        Row("  mapped, per task, DAG body", body["mapped"] * 1e6, body["kling"] * 1e6, "us", "", None, "plain Kling"),
+        Row("  mapped, per task, DAG body", body["mapped"] * 1e6, body["empty"] * 1e6, "us", "", None, "EmptyOperator"),
+        Row(
+            "  Airflow's own mapping: mapped BashOperator, per task",
+            body["bash"] * 1e6,
+            body["empty"] * 1e6,
             "us",
             "",
             None,
             "EmptyOperator",
+        ),
+        Row(
+            "  Kling's share per task: mapped (- mapped Bash) vs plain (- Empty)",
+            mapped_share * 1e6,
+            kling_share * 1e6,
+            "us",
+            "<= 1.0x",
+            mapped_share <= kling_share,
+            "plain Kling's share",
         ),
         Row("  import airflow.sdk (in the same children)", median(sdk) * 1000, None, "ms", "", None),
         Row(

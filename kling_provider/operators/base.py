@@ -19,6 +19,7 @@ Bill-once decisions, all in :meth:`_KlingOperatorBase.execute`:
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import numbers
@@ -46,6 +47,7 @@ from kling_provider.exceptions import (
     is_retryable_task_code,
 )
 from kling_provider.operators.lineage_facts import LineageFacts
+from kling_provider.operators.mapping import UNKNOWN, CheckedPartial, MappedValue
 
 if TYPE_CHECKING:
     from airflow.providers.openlineage.extractors import OperatorLineage
@@ -61,6 +63,8 @@ VIDEO_URL_XCOM_KEY = "kling_video_url"
 _PLACEHOLDER_URL = "https://example.com/placeholder.png"
 _PLACEHOLDER_TEXT = "placeholder"
 _COMMON_PLACEHOLDERS = {"callback_url": "https://example.com/callback"}
+#: The arguments a price depends on.
+_PRICE_INPUTS = frozenset({"model", "duration", "quality", "sound"})
 
 
 class _LazyRequestModel:
@@ -147,7 +151,8 @@ class _KlingOperatorBase(BaseOperator):
         http_retry_policy: Mapping[str, float] | None = None,
         **kwargs: Any,
     ) -> None:
-        super().__init__(**kwargs)
+        if UNKNOWN.get() is None:  # not a parse-time check of a mapped operator (.mapping)
+            super().__init__(**kwargs)
         # The operator's own settings are checked like the request: a wrong kind of value is a
         # KlingValidationError naming the argument when the DAG is parsed, not a TypeError (or a
         # busy poll loop) in a task that already paid for its video.
@@ -181,21 +186,70 @@ class _KlingOperatorBase(BaseOperator):
 
     # -- validation ---------------------------------------------------------------------------
 
+    #: ``partial()``'s ``expand()``/``expand_kwargs()`` check the arguments while the DAG file
+    #: is parsed, as a plain operator's are (:mod:`kling_provider.operators.mapping`).
+    partial = CheckedPartial()
+
     def _validate_literals(self) -> None:
-        """Parse-time check: templated arguments stand in as harmless placeholders."""
+        """Parse-time check: templated arguments stand in as harmless placeholders, and so do
+        mapped ones not known yet (:mod:`kling_provider.operators.mapping`)."""
+        unknown = UNKNOWN.get() or frozenset()
         kwargs = self.request_arguments()
-        if _is_template(kwargs.get("shots")):
-            # Shots decide several cross-field rules; with templated shots those wait for execute().
+        if _is_template(kwargs.get("shots")) or "duration" in unknown:
+            # Shots decide several cross-field rules (and add up to the duration); with templated
+            # or mapped shots or duration those wait for execute().
             kwargs.update(multi_shot=False, shot_type=None, shots=None)
-            kwargs["prompt"] = kwargs.get("prompt") or _PLACEHOLDER_TEXT
+            prompt = kwargs.get("prompt")
+            if not prompt or (isinstance(prompt, str) and "镜头" in prompt):  # turbo's shots in the prompt
+                kwargs["prompt"] = _PLACEHOLDER_TEXT
+        # A mapped list the prompt refers to (<<<element_2>>>) has at least the items referred to.
+        referred = frozenset(name for name in unknown & _NUMBERED_LISTS.keys() if _fewest_items(name, kwargs, 0))
+        kwargs.update({name: MappedValue() for name in referred if kwargs.get(name) is None})
         for name, value in list(kwargs.items()):
             kwargs[name] = self._stand_in(name, value, kwargs)
-        request = self._request(kwargs, images_as_placeholders=True)
-        if self.max_credits is not None:
-            from kling_provider.pricing import estimate as estimate_cost
+        try:
+            request: KlingRequest | None = self._request(kwargs, images_as_placeholders=True)
+        except KlingValidationError as err:
+            if not unknown:
+                raise
+            request = self._request_unless_mapped_to_blame(kwargs, unknown - referred, err)
+        if self.max_credits is None:
+            return
+        from kling_provider.pricing import estimate
 
-            # Price depends only on model, duration, quality and sound: never templates.
-            self._check_budget(estimate_cost(request))
+        if request is not None and not unknown & _PRICE_INPUTS:
+            self._check_budget(estimate(request))
+        else:
+            self._check_budget(self._least_estimate(unknown), at_least=bool(unknown & _PRICE_INPUTS))
+
+    def _request_unless_mapped_to_blame(
+        self, kwargs: dict[str, Any], unknown: frozenset[str], error: KlingValidationError
+    ) -> KlingRequest | None:
+        """With mapped arguments, refuse only what no mapped value could make valid: problems
+        that name a mapped argument are not counted, and a mapped ``model`` passes if any model
+        of the family takes the rest. ``None``: valid, though no request could be built yet."""
+        from kling_provider.models import REQUEST_MODELS
+
+        models: list[str | None] = [None]
+        if "model" in unknown:
+            models += [name for name, cls in REQUEST_MODELS.items() if cls is self.request_class]
+        for model in models:
+            try:
+                return self._request({**kwargs, "model": model} if model else kwargs, images_as_placeholders=True)
+            except KlingValidationError as err:
+                problems = getattr(err, "problems", None) or [(err.param or "", err.message)]
+                if all(re.split(r"[.\[]", str(path), maxsplit=1)[0] in unknown for path, _ in problems):
+                    return None
+        raise error
+
+    def _least_estimate(self, unknown: frozenset[str]) -> CostEstimate:
+        """The least the request can cost when some price inputs are mapped: the default model,
+        3 s (the least billed), and quality and sound at their defaults (720p, silent)."""
+        from kling_provider.pricing import MIN_BILLED_SECONDS, estimate_video
+
+        model = self.model if self.model is not None and "model" not in unknown else self.request_class.model_name
+        duration = MIN_BILLED_SECONDS if "duration" in unknown else getattr(self, "duration", MIN_BILLED_SECONDS)
+        return estimate_video(model, duration, getattr(self, "quality", "720p"), getattr(self, "sound", False))
 
     def _stand_in(self, name: str, value: Any, arguments: Mapping[str, Any]) -> Any:
         """A value that validates like the rendered one will, for a templated argument."""
@@ -324,7 +378,7 @@ class _KlingOperatorBase(BaseOperator):
 
         raise AirflowFailException(message)
 
-    def _check_budget(self, estimate: CostEstimate) -> None:
+    def _check_budget(self, estimate: CostEstimate, at_least: bool = False) -> None:
         if self.max_credits is None:
             return
         if estimate.credits is None:
@@ -334,8 +388,9 @@ class _KlingOperatorBase(BaseOperator):
                 param="max_credits",
             )
         if estimate.credits > self.max_credits:
+            least = "at least " if at_least else ""
             raise KlingValidationError(
-                f"max_credits: the request would cost {estimate.describe()}, more than max_credits="
+                f"max_credits: the request would cost {least}{estimate.describe()}, more than max_credits="
                 f"{self.max_credits}; nothing was submitted",
                 param="max_credits",
             )
@@ -478,6 +533,7 @@ def _timeout_seconds(value: Any) -> float:
     return seconds
 
 
+@functools.cache
 def _retry_policy_fields() -> dict[str, str]:
     """RetryPolicy's settings, and what each must be."""
     from dataclasses import fields
@@ -487,6 +543,7 @@ def _retry_policy_fields() -> dict[str, str]:
     return {f.name: _WHOLE if f.name == "max_attempts" else _NON_NEGATIVE for f in fields(RetryPolicy)}
 
 
+@functools.cache
 def _poll_policy_fields() -> dict[str, str]:
     """PollPolicy's settings, and what each must be (a zero min_interval would poll in a busy loop)."""
     from dataclasses import fields
@@ -552,7 +609,7 @@ def _fail_exception() -> type[Exception]:
 _NUMBERED_LISTS = {"elements": "element", "image_urls": "image"}
 
 
-def _fewest_items(name: str, arguments: Mapping[str, Any]) -> int:
+def _fewest_items(name: str, arguments: Mapping[str, Any], least: int = 1) -> int:
     """The fewest items a templated list can render to and still satisfy the prompt's references.
 
     Count rules (o3's images + elements <= 7, <<<element_N>>> within the list...) then judge the
@@ -564,7 +621,7 @@ def _fewest_items(name: str, arguments: Mapping[str, Any]) -> int:
     needed = max(referred, default=1)
     if name == "image_urls":
         needed -= sum(arguments.get(frame) is not None for frame in ("image_start", "image_end"))
-    return max(1, needed)
+    return max(least, needed if referred else 0)
 
 
 def _placeholder_images(name: str, value: Any) -> dict[str, Any]:
