@@ -236,3 +236,41 @@ def test_the_plugin_mounts_the_media_app_only_where_review_forms_exist() -> None
     assert [(a["url_prefix"], a["name"]) for a in apps] == [("/kling", "Kling review media")]
     paths = [getattr(route, "path", "") for route in apps[0]["app"].routes]
     assert "/review-media/{dag_id}/{run_id}/{task_id}/{token}" in paths
+
+
+@pytest.mark.parametrize("outlet_kind", ["asset", "alias"])
+def test_publish_chosen_records_the_event_downstream_dags_read(tmp_path: Path, outlet_kind: str) -> None:
+    from airflow.sdk import Asset, AssetAlias
+    from airflow.sdk.execution_time.context import OutletEventAccessors
+
+    from kling_provider.operators.publish import publish_chosen
+
+    saved = tmp_path / "variant-2.mp4"
+    saved.write_bytes(make_mp4(64, 64, 0.5, seed=5))
+    outlet = Asset(name="kling_review_published") if outlet_kind == "asset" else AssetAlias(name="kling-published")
+    events = OutletEventAccessors()
+    decision = {
+        "decision": "publish",
+        "variant": 2,
+        "chosen": _variant(2, output_uri=saved.as_uri()),
+        "responded_by": {"id": "7", "name": "ana"},
+    }
+    target = tmp_path / "published" / "mug.mp4"
+    extra = publish_chosen({"outlet_events": events}, decision, str(target), outlet=outlet)  # type: ignore[arg-type]
+    assert target.read_bytes() == saved.read_bytes()
+    assert extra == {
+        "uri": target.as_uri(),
+        "source_uri": saved.as_uri(),
+        "size": saved.stat().st_size,
+        "kling_task_id": "task-2",
+        "variant": 2,
+        "approved_by": "ana",
+    }
+    if outlet_kind == "asset":
+        assert events[outlet].extra == extra
+    else:
+        [alias_event] = events[outlet].asset_alias_events
+        assert alias_event.dest_asset_key.uri == target.as_uri() and alias_event.extra == extra
+
+    with pytest.raises(KlingValidationError, match=r"^review: no chosen variant"):
+        publish_chosen({"outlet_events": events}, {"decision": "reject"}, str(target), outlet=outlet)  # type: ignore[arg-type]
