@@ -112,8 +112,18 @@ class Task(_Lenient):
     @property
     def is_cancelled(self) -> bool:
         return self.status is TaskStatus.CANCELLED or (
-            self.status is TaskStatus.FAILED and self.error is not None and self.error.code == "request_cancelled"
+            self.status is TaskStatus.FAILED and self.error_code == "request_cancelled"
         )
+
+    @property
+    def error_code(self) -> str | None:
+        """EvoLink's error code for a failed (or cancelled-as-failed) task, else None."""
+        return self.error.code if self.error is not None else None
+
+    @property
+    def failure_reason(self) -> str:
+        """What EvoLink said went wrong, for messages: its error message, or that it gave none."""
+        return (self.error.message if self.error is not None else None) or "no reason given"
 
     @property
     def video_url(self) -> str | None:

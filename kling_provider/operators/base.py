@@ -347,36 +347,43 @@ class _KlingOperatorBase(BaseOperator):
         return self._finish(context, task, estimate)
 
     def execute_complete(self, context: Context, event: dict[str, Any], estimate: dict[str, Any] | None = None) -> Any:
-        """Back from the trigger: exactly one event, with the final task when there is one."""
-        from kling_provider.models import Task
-        from kling_provider.pricing import CostEstimate
+        """Back from the trigger: exactly one event, with the final task when there is one.
 
-        attempt = event.get("attempt")
-        if attempt is not None and attempt != _try_number(context):
+        The event is checked first (:meth:`.KlingTaskEvent.from_dict`): anything else fails the
+        try with what is wrong with it, and a retry re-attaches to the stored task.
+        """
+        from kling_provider.pricing import CostEstimate
+        from kling_provider.triggers.events import EventStatus, KlingTaskEvent
+
+        received = KlingTaskEvent.from_dict(event)
+        if received.attempt is not None and received.attempt != _try_number(context):
             # Airflow 3.0 to 3.1.2 keep a resumed task's next_method/next_kwargs when it fails,
             # so its retry starts here with the earlier try's event, already acted on. Start
             # over instead: execute() re-attaches, saves or resubmits as on any retry.
             self.log.warning(
-                "Try %s resumed with the event of try %s; starting this try afresh", _try_number(context), attempt
+                "Try %s resumed with the event of try %s; starting this try afresh",
+                _try_number(context),
+                received.attempt,
             )
             return self.execute(context)
-        status = event.get("status")
-        message = str(event.get("message") or status)
-        if event.get("task"):
-            task = Task.model_validate(event["task"])
-            return self._finish(context, task, CostEstimate(**estimate) if estimate else None, event.get("observed_at"))
-        task_id = str(event.get("task_id"))
         forecast = CostEstimate(**estimate) if estimate else None
-        self._lineage = LineageFacts(task_id, status=status, error_code=event.get("error_code"), estimate=forecast)
-        if status == "timeout":
-            raise KlingTimeoutError(message + " A retry re-attaches to the same task.", task_id=task_id)
-        if status == "expired":
-            raise KlingNotFoundError(message + " A retry submits a new generation.")
-        if event.get("retryable"):
-            raise KlingError(message)
+        task = received.final_task()
+        if task is not None:
+            return self._finish(context, task, forecast, received.observed_at)
+        self._lineage = LineageFacts(
+            received.task_id, status=received.status.value, error_code=received.error_code, estimate=forecast
+        )
+        match received.status:
+            case EventStatus.TIMEOUT:
+                message = received.message + " A retry re-attaches to the same task."
+                raise KlingTimeoutError(message, task_id=received.task_id)
+            case EventStatus.EXPIRED:
+                raise KlingNotFoundError(received.message + " A retry submits a new generation.")
+        if received.retryable:
+            raise KlingError(received.message)
         AirflowFailException = _fail_exception()
 
-        raise AirflowFailException(message)
+        raise AirflowFailException(received.message)
 
     def _check_budget(self, estimate: CostEstimate, at_least: bool = False) -> None:
         if self.max_credits is None:
@@ -397,6 +404,8 @@ class _KlingOperatorBase(BaseOperator):
 
     def _resume(self, hook: KlingHook, prior: Any) -> Task | None:
         """The stored task to re-attach to or save, or None to submit a new one."""
+        from kling_provider.models.responses import TaskStatus
+
         if prior is None:
             return None
         try:
@@ -404,13 +413,13 @@ class _KlingOperatorBase(BaseOperator):
         except KlingNotFoundError:
             self.log.warning("Stored EvoLink task %s is gone (expired); submitting a new one", prior.task_id)
             return None
-        if task.status.value == "completed":
+        if task.status is TaskStatus.COMPLETED:
             self.log.info("EvoLink task %s already completed on an earlier try: saving it, not resubmitting", task.id)
             return task
         if not task.is_terminal:
             self.log.info("Re-attaching to EvoLink task %s (%s) from an earlier try", task.id, task.status.value)
             return task
-        code = task.error.code if task.error else None
+        code = task.error_code
         if task.is_cancelled or not is_retryable_task_code(code):
             return task  # _finish fails it for good: resubmitting would fail (and bill) the same way
         self.log.warning("EvoLink task %s failed with %s, which may be transient: submitting anew", task.id, code)
@@ -456,12 +465,12 @@ class _KlingOperatorBase(BaseOperator):
     ) -> Any:
         AirflowFailException = _fail_exception()
 
+        from kling_provider.models.responses import TaskStatus
         from kling_provider.operators.state import state_store_for
 
         self._lineage = LineageFacts.of(task, estimate)
-        if task.status.value != "completed":
-            code = task.error.code if task.error else None
-            reason = (task.error.message if task.error else None) or "no reason given"
+        if task.status is not TaskStatus.COMPLETED:
+            code, reason = task.error_code, task.failure_reason
             err = KlingTaskFailedError(
                 f"EvoLink task {task.id} {'was cancelled' if task.is_cancelled else 'failed'} "
                 f"({code or 'no code'}): {reason}",

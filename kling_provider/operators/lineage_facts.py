@@ -38,7 +38,7 @@ class LineageFacts:
             model=task.model or (estimate.model if estimate else None),
             status=task.status.value,
             credits_reserved=task.usage.credits_reserved if task.usage else None,
-            error_code=task.error.code if task.error else None,
+            error_code=task.error_code,
             estimate=estimate,
         )
 

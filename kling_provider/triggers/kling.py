@@ -2,8 +2,9 @@
 
 Serialises only ids and settings (the key stays in the connection), keeps one HTTP client for
 the whole wait, sleeps as the server's estimate and progress suggest, and yields exactly one
-event. Its deadline is an absolute time, so it still holds after the trigger moves to another
-triggerer. ``cleanup()`` never touches the remote task: it runs on every triggerer restart too.
+event (a :class:`~kling_provider.triggers.events.KlingTaskEvent`, as a dict). Its deadline is an
+absolute time, so it still holds after the trigger moves to another triggerer. ``cleanup()``
+never touches the remote task: it runs on every triggerer restart too.
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ from kling_provider.hooks.kling import KlingHook
 from kling_provider.hooks.plans import iso
 from kling_provider.hooks.polling import PollPolicy
 from kling_provider.hooks.retry import RetryPolicy
-from kling_provider.models.responses import Task
+from kling_provider.models.responses import Task, TaskStatus
+from kling_provider.triggers.events import EventStatus, KlingTaskEvent
 
 
 def configured_settle() -> float:
@@ -39,17 +41,6 @@ def configured_settle() -> float:
     except ImportError:  # Airflow < 3.1: the Task SDK has no conf of its own yet
         from airflow.configuration import conf  # type: ignore[assignment]
     return max(0.0, conf.getfloat("kling", "trigger_settle_seconds", fallback=PollPolicy.settle))
-
-
-#: Event statuses; exactly one is yielded per run.
-COMPLETED, FAILED, CANCELLED, TIMEOUT, EXPIRED, ERROR = (
-    "completed",
-    "failed",
-    "cancelled",
-    "timeout",
-    "expired",
-    "error",
-)
 
 
 class KlingTaskTrigger(BaseTrigger):
@@ -158,38 +149,37 @@ class KlingTaskTrigger(BaseTrigger):
         except KlingTimeoutError:
             deadline = f" ({iso(self.deadline)})" if self.deadline is not None else ""
             return self._event(
-                TIMEOUT,
+                EventStatus.TIMEOUT,
                 f"Task {self.evolink_task_id} was still running at the deadline{deadline}; it may still complete "
                 "and is billed either way.",
                 retryable=True,
             )
         except KlingNotFoundError as err:
             return self._event(
-                EXPIRED,
+                EventStatus.EXPIRED,
                 f"Task {self.evolink_task_id} is no longer known to EvoLink (expired or deleted): {err.message}",
                 code="resource_not_found",
             )
         except (KlingServerError, KlingRateLimitError) as err:
             failed = max(1, self.max_failed_polls)
             return self._event(
-                ERROR,
+                EventStatus.ERROR,
                 f"Could not poll task {self.evolink_task_id} {failed} times in a row: {err.message}. "
                 "The task may still be running; a retry re-attaches to it.",
                 retryable=True,
             )
         except KlingError as err:  # authentication, permission, configuration
-            return self._event(ERROR, err.message, code=err.code, retryable=False)
+            return self._event(EventStatus.ERROR, err.message, code=err.code, retryable=False)
         return self._terminal_event(task)
 
     def _terminal_event(self, task: Task) -> dict[str, Any]:
-        if task.status.value == COMPLETED:
-            return self._event(COMPLETED, f"Task {task.id} completed", task=task)
-        code = task.error.code if task.error else None
-        reason = (task.error.message if task.error else None) or "no reason given"
+        if task.status is TaskStatus.COMPLETED:
+            return self._event(EventStatus.COMPLETED, f"Task {task.id} completed", task=task)
+        code, reason = task.error_code, task.failure_reason
         if task.is_cancelled:
-            return self._event(CANCELLED, f"Task {task.id} was cancelled: {reason}", task=task, code=code)
+            return self._event(EventStatus.CANCELLED, f"Task {task.id} was cancelled: {reason}", task=task, code=code)
         return self._event(
-            FAILED,
+            EventStatus.FAILED,
             f"Task {task.id} failed ({code or 'no code'}): {reason}",
             task=task,
             code=code,
@@ -198,23 +188,24 @@ class KlingTaskTrigger(BaseTrigger):
 
     def _event(
         self,
-        status: str,
+        status: EventStatus,
         message: str,
         *,
         task: Task | None = None,
         code: str | None = None,
         retryable: bool = False,
     ) -> dict[str, Any]:
-        return {
-            "status": status,
-            "task_id": self.evolink_task_id,
-            "message": message,
-            "error_code": code,
-            "retryable": retryable,
-            "task": task.model_dump(mode="json") if task is not None else None,
-            "observed_at": time.time(),
-            "attempt": self.attempt,
-        }
+        """The event's serialized form (:meth:`.KlingTaskEvent.to_dict`): what the triggerer stores."""
+        return KlingTaskEvent(
+            status=status,
+            task_id=self.evolink_task_id,
+            message=message,
+            error_code=code,
+            retryable=retryable,
+            task=task.model_dump(mode="json") if task is not None else None,
+            observed_at=time.time(),
+            attempt=self.attempt,
+        ).to_dict()
 
     async def on_kill(self) -> None:
         """A user killed the Airflow task. EvoLink documents no cancel endpoint, so say so."""
