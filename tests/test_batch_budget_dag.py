@@ -43,3 +43,10 @@ def test_an_in_budget_batch_runs(kling_connection: Any, tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["boat.mp4", "kite.mp4", "lamp.mp4"]
     assert mp4_info(tmp_path / "boat.mp4").duration_s == pytest.approx(10, abs=0.05)
     assert kling_connection.sim.credits_spent == pytest.approx(108)
+
+
+def test_rows_from_a_mapped_task_are_totalled_too(kling_connection: Any, tmp_path: Path) -> None:
+    result = run_dag("batch_from_mapped_rows", out=tmp_path)
+    assert "success" in result["_run_state"], result
+    assert kling_connection.sim.count(method="POST", phase="submit") == 2  # 2 x 16.2 credits <= 40
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cup.mp4", "pen.mp4"]

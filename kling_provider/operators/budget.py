@@ -3,7 +3,7 @@
 ::
 
     rows = read_catalogue()  # a @task returning [{"prompt": ..., "duration": 5}, ...]
-    budget = KlingBatchBudgetOperator(task_id="budget", rows=rows, max_credits=500)
+    budget = KlingBatchBudgetOperator(task_id="budget", rows=rows, max_credits=500, defaults={"quality": "1080p"})
     KlingTextToVideoOperator.partial(task_id="teaser", quality="1080p").expand_kwargs(budget.output)
 
 The mapped task expands over the guard's output (the same rows, returned unchanged), so no
@@ -82,8 +82,10 @@ class KlingBatchBudgetOperator(BaseOperator):
 
     def execute(self, context: Context) -> list[Any]:
         rows = self.rows
-        if not isinstance(rows, list | tuple | str | bytes | Mapping) and hasattr(rows, "__iter__"):
-            rows = list(rows)  # an XComArg of a mapped task renders to a lazy sequence
+        if isinstance(rows, Sequence) and not isinstance(rows, list | tuple | str | bytes):
+            # A mapped task's XComArg renders to a lazy sequence: read it by index (iterating
+            # asks for one item past its end, which logs an error).
+            rows = [rows[index] for index in range(len(rows))]
         try:
             batch = self._check(rows)
         except KlingValidationError as err:

@@ -31,3 +31,15 @@ for dag_id, max_credits in (("batch_in_budget", 120), ("batch_over_budget", 100)
         KlingTextToVideoOperator.partial(task_id="teaser", quality="720p", poll_policy=FAST).expand_kwargs(
             budget.output.map(lambda row: {k: v for k, v in row.items() if k != "sku"})
         )
+
+# Rows from a mapped task: the guard reads a lazy XCom sequence.
+with DAG(
+    dag_id="batch_from_mapped_rows", start_date=datetime(2026, 1, 1), schedule=None, catchup=False, params={"out": "/x"}
+):
+
+    @task
+    def row(sku: str, **context: Any) -> dict[str, Any]:
+        return {"prompt": f"a {sku}", "duration": 3, "output_uri": f"{context['params']['out']}/{sku}.mp4"}
+
+    guard = KlingBatchBudgetOperator(task_id="budget", rows=row.expand(sku=["cup", "pen"]), max_credits=40)
+    KlingTextToVideoOperator.partial(task_id="teaser", poll_policy=FAST).expand_kwargs(guard.output)
