@@ -274,3 +274,24 @@ def test_publish_chosen_records_the_event_downstream_dags_read(tmp_path: Path, o
 
     with pytest.raises(KlingValidationError, match=r"^review: no chosen variant"):
         publish_chosen({"outlet_events": events}, {"decision": "reject"}, str(target), outlet=outlet)  # type: ignore[arg-type]
+
+
+def test_a_mapped_poster_may_get_its_output_uri_from_each_row() -> None:
+    """poster=True needs output_uri: a row of expand_kwargs() may bring it (the review example's
+    form), a literal row without it fails the DAG file naming the item."""
+    from datetime import datetime
+
+    from airflow.sdk import DAG, task
+
+    from kling_provider.operators.kling import KlingTextToVideoOperator
+
+    with DAG("review_mapped_poster", start_date=datetime(2026, 1, 1), schedule=None):
+
+        @task
+        def rows() -> list[dict[str, str]]:
+            return [{"prompt": "a mug", "output_uri": "/tmp/v.mp4"}]
+
+        partial = KlingTextToVideoOperator.partial(task_id="ok", duration=5, poster=True)
+        partial.expand_kwargs(rows())
+        with pytest.raises(KlingValidationError, match=r"^expand_kwargs item 0: poster: needs output_uri"):
+            KlingTextToVideoOperator.partial(task_id="bad", duration=5, poster=True).expand_kwargs([{"prompt": "x"}])

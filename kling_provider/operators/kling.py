@@ -499,7 +499,10 @@ def _check_review_settings(output_uri: Any, on_mismatch: Any, poster: Any, poste
     if poster_at is not None and not poster:
         raise KlingValidationError("poster_at: only used with poster=True", param="poster_at")
     if poster:
-        if output_uri is None:
+        from kling_provider.operators.mapping import UNKNOWN
+
+        # A mapped operator's parse-time check may not know output_uri yet (an expand_kwargs row sets it).
+        if output_uri is None and "output_uri" not in (UNKNOWN.get() or ()):
             raise KlingValidationError(
                 "poster: needs output_uri (the poster frame is decoded from the saved video)", param="poster"
             )
