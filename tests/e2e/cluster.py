@@ -208,8 +208,9 @@ class AirflowCluster:
             "AIRFLOW__CELERY__BROKER_URL": self.celery_broker_url,
             "AIRFLOW__CELERY__RESULT_BACKEND": "db+" + self.database_url,
             "AIRFLOW__CELERY__WORKER_CONCURRENCY": str(self.worker_concurrency),
-            # A message a killed worker had taken comes back after 5 minutes, not Celery's 6 hours;
-            # longer than any task runs on a worker here, so no running task is delivered twice.
+            # A message a killed worker had taken comes back after 5 minutes, not the 24 hours
+            # Airflow sets; longer than any task runs on a worker here, so no running task is
+            # delivered twice (and a try already retried is refused by the execution API anyway).
             "AIRFLOW__CELERY_BROKER_TRANSPORT_OPTIONS__VISIBILITY_TIMEOUT": "300",
             # A task a worker took but never started (the worker died) is queued again within about
             # a minute; its Celery message would only come back after the visibility timeout.

@@ -1,4 +1,6 @@
-"""``make soak``: ``python -m soak`` (``tests/`` on ``PYTHONPATH``); ``SOAK_N`` generations (1,000).
+"""``make soak``: ``python -m soak`` (``tests/`` on ``PYTHONPATH``); ``SOAK_N`` generations (1,000),
+``SOAK_BUDGET`` seconds before the soak stops waiting and judges what it has (default 4 hours:
+generations still running then are reported as unfinished), ``SOAK_DIR`` to keep the files.
 
 Prints progress, then the table (docs/reliability.md shows the latest); on a broken invariant,
 the offending generations with their history, and exits 1.
@@ -17,6 +19,8 @@ from .run import SoakConfig, run_soak
 def main() -> int:
     generations = int(os.environ.get("SOAK_N", "1000"))
     config = SoakConfig(generations=generations, per_run=min(50, generations))
+    if os.environ.get("SOAK_BUDGET"):
+        config.budget_seconds = float(os.environ["SOAK_BUDGET"])
     keep = os.environ.get("SOAK_DIR")
     root = Path(keep) if keep else Path(tempfile.mkdtemp(prefix="kling-soak-"))
     print(

@@ -138,8 +138,11 @@ def judge(
                     f"double-billed: {len(g.created)} tasks created ({statuses}); {earlier} was "
                     f"{'stored' if earlier in g.stored else 'not stored, no worker kill after its create call'}"
                 )
+        if g.ti_state not in _ENDED:
+            g.problems.append(f"unfinished: task instance still {g.ti_state} when the soak's time ran out")
+            continue
         if g.ti_state != "success":
-            g.problems.append(f"task instance ended {g.ti_state}")
+            g.problems.append(f"lost: task instance ended {g.ti_state}")
         if not g.output.is_file():
             g.problems.append(f"lost: no video at {g.output}")
         elif g.saved_task is None:
@@ -157,7 +160,8 @@ def judge(
                 if not verified[digest]:
                     g.problems.append(f"{g.output} does not decode as an MP4 video")
 
-    lost = [g for g in generations if any(p.startswith("lost") or "ended" in p for p in g.problems)]
+    lost = [g for g in generations if any(p.startswith("lost") for p in g.problems)]
+    unfinished = [g for g in generations if any(p.startswith("unfinished") for p in g.problems)]
     unstored = [g for g in generations if g.unstored]
     latency = sorted(
         g.stored[p["task_id"]] + clock_offset - float(p["time"])
@@ -195,6 +199,7 @@ def judge(
         "generations": n,
         "saved_and_verified": len(saved_ok),
         "lost": len(lost),
+        "unfinished": len(unfinished),
         "double_billed": len(double),
         "posts": posts_total,
         "generations_with_task": with_task,
@@ -218,6 +223,7 @@ def judge(
     }
     invariants = [
         Invariant("every DAG run succeeded", not bad_runs, f"{len(run_states) - len(bad_runs)}/{len(run_states)}"),
+        Invariant("every generation finished in time", not unfinished, f"unfinished {len(unfinished)}"),
         Invariant("zero lost: every video saved, equal to EvoLink's, decodable", not lost, f"lost {len(lost)}"),
         Invariant(
             "zero double-billed: each extra task follows an EvoLink-side failure (or the documented kill window)",
@@ -237,6 +243,10 @@ def judge(
         Invariant("every kind of injected fault was met", not unmet, ", ".join(unmet) or "all met"),
     ]
     return Verdict(list(generations), invariants, figures)
+
+
+#: Task instance states after which nothing more happens without a human.
+_ENDED = frozenset({"success", "failed", "upstream_failed", "skipped", "removed"})
 
 
 def _quantiles(values: Sequence[float]) -> tuple[float, float, float] | None:

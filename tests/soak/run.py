@@ -254,7 +254,7 @@ def run_soak(root: Path, config: SoakConfig, *, say: Any = print) -> SoakResult:
         for number, count in enumerate(counts):
             out_dir = root / "videos" / f"run-{number}"
             conf = {"marker": marker, "out_dir": str(out_dir), "image": str(image), "count": count, "run": number}
-            runs[cluster.trigger(DAG_ID, conf, run_id=f"soak-{marker}-{number}")] = (number, out_dir)
+            runs[_trigger(cluster, conf, f"soak-{marker}-{number}")] = (number, out_dir)
         crashes: list[str] = []
         states: dict[str, str] = {}
         next_report = time.monotonic() + config.progress_every
@@ -330,6 +330,18 @@ _SHOWN_SETTINGS = (
     "AIRFLOW__CELERY_BROKER_TRANSPORT_OPTIONS__VISIBILITY_TIMEOUT",
     "AIRFLOW__TRIGGERER__TRIGGERER_HEALTH_CHECK_THRESHOLD",
 )
+
+
+def _trigger(cluster: AirflowCluster, conf: dict[str, Any], run_id: str) -> str:
+    """Create the run; a loaded API server may answer late, so a timeout is followed by a look
+    for the run (it may exist) before trying again."""
+    for _ in range(5):
+        try:
+            return cluster.trigger(DAG_ID, conf, run_id=run_id)
+        except httpx.TimeoutException:
+            if cluster.query("SELECT 1 FROM dag_run WHERE dag_id = ? AND run_id = ?", (DAG_ID, run_id)):
+                return run_id
+    raise RuntimeError(f"could not create DAG run {run_id}: the API server kept timing out")
 
 
 def _run_states(cluster: AirflowCluster, marker: str) -> dict[str, str]:
@@ -450,6 +462,7 @@ def render_table(result: SoakResult) -> str:
         ("generations", f"{f['generations']:,} ({c.per_run} per DAG run, mapped)"),
         ("videos saved and verified", f"{f['saved_and_verified']:,}"),
         ("videos lost", f"{f['lost']}"),
+        ("generations unfinished when the time budget ran out", f"{f['unfinished']}"),
         ("double-billed generations, no EvoLink failure or kill window behind them", f"{f['double_billed']}"),
         (
             "create calls (POSTs)",
