@@ -288,10 +288,17 @@ def run_soak(root: Path, config: SoakConfig, *, say: Any = print) -> SoakResult:
         log["expire_rate"] = config.fault_rate / 5
         (root / "simulator-log.json").write_text(json.dumps(log))  # for a post-mortem
         generations = _generations(cluster, marker, runs, counts)
-        left = cluster.query(
-            "SELECT count(*) AS n FROM task_instance WHERE dag_id = ? AND run_id LIKE ? AND state = 'deferred'",
-            (DAG_ID, f"soak-{marker}-%"),
-        )[0]["n"]
+        # Deferred task instances of runs that have ended (a run still going when the budget
+        # ran out may rightly have some; those generations are reported as unfinished).
+        left = sum(
+            int(r["n"])
+            for r in cluster.query(
+                "SELECT run_id, count(*) AS n FROM task_instance WHERE dag_id = ? AND run_id LIKE ? "
+                "AND state = 'deferred' GROUP BY run_id",
+                (DAG_ID, f"soak-{marker}-%"),
+            )
+            if states.get(str(r["run_id"])) in ("success", "failed")
+        )
         _read_stored_ids(cluster, runs, generations)
         verdict = judge(
             generations,
