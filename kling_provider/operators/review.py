@@ -319,6 +319,10 @@ def _as_list(value: Any) -> list[Any] | None:
         return None
     if isinstance(value, str | bytes | Mapping):
         return [value]
+    if hasattr(value, "__len__") and hasattr(value, "__getitem__"):
+        # By index: iterating a mapped task's lazy XCom sequence asks for one item past the end,
+        # which the task log shows as an "XCom not found" error.
+        return [value[i] for i in range(len(value))]
     return list(value)
 
 

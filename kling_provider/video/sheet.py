@@ -85,7 +85,9 @@ def contact_sheet(
 
     from kling_provider.hooks.storage import HeaderCheck, write_file_atomically
 
-    items = list(results)
+    # By index: iterating a mapped task's lazy XCom sequence asks for one item past the end (an
+    # "XCom not found" error in the task log).
+    items = [results[i] for i in range(len(results))]
     image_format = _format(output_uri)
     _check_arguments(items, captions, columns, tile_width)
     posters = [_open_poster(result, conn_id) for result in items]
