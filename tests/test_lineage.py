@@ -29,7 +29,9 @@ from airflow.utils.state import TaskInstanceState
 from openlineage.client.event_v2 import Dataset, InputDataset, Job, OutputDataset, Run, RunEvent, RunState
 from openlineage.client.serde import Serde
 
-from kling_provider.operators.lineage import FACET_NAME, PRODUCER, KlingTaskRunFacet, dataset_for
+from kling_provider.operators import lineage as lineage_module
+from kling_provider.operators.lineage import FACET_NAME, PRODUCER, KlingTaskRunFacet, dataset_for, input_datasets
+from kling_provider.operators.lineage_facts import LineageSubject
 from kling_provider.testing import Fault
 from kling_provider.testing.media import make_png
 
@@ -484,3 +486,41 @@ def test_the_operators_work_without_the_openlineage_provider() -> None:
         "except ImportError: pass\n"
         "else: raise AssertionError('openlineage was importable: the block did not work')\n"
     )
+
+
+def test_lineage_reads_only_the_subject_the_operator_hands_it() -> None:
+    """No import of the operators' base (the cycle is gone) and no attribute probing of an operator."""
+    import ast
+
+    tree = ast.parse(Path(lineage_module.__file__).read_text(encoding="utf-8"))
+    imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+    assert not {name for name in imported if name and name.startswith("kling_provider.operators.")} - {
+        "kling_provider.operators.lineage_facts"
+    }
+    calls = [node.func.id for node in ast.walk(tree) if isinstance(node, ast.Call) and isinstance(node.func, ast.Name)]
+    assert "getattr" not in calls
+
+
+def test_elements_are_named_after_the_api_host_read_only_when_needed(caplog: pytest.LogCaptureFixture) -> None:
+    asked: list[str] = []
+
+    def base_url() -> str:
+        asked.append("asked")
+        return "http://127.0.0.1:8123"
+
+    without = LineageSubject("kling_x", base_url, inputs=(None, b"raw bytes"), elements=("", " "))
+    assert input_datasets(without) == []
+    assert asked == [], "no element, no connection lookup"
+    subject = LineageSubject("kling_x", base_url, elements=("el-1", "el-2"))
+    assert names(input_datasets(subject)) == [
+        ("evolink://127.0.0.1:8123", "elements/el-1"),
+        ("evolink://127.0.0.1:8123", "elements/el-2"),
+    ]
+    assert asked == ["asked"], "one lookup for every element of a run"
+
+    def unreadable() -> str:
+        raise KeyError("The conn_id `kling_x` isn't defined")
+
+    named = input_datasets(LineageSubject("kling_x", unreadable, elements=("el-1",)))
+    assert names(named) == [("evolink://api.evolink.ai", "elements/el-1")]
+    assert "cannot read connection 'kling_x'" in caplog.text

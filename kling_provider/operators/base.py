@@ -46,7 +46,7 @@ from kling_provider.exceptions import (
     KlingValidationError,
     is_retryable_task_code,
 )
-from kling_provider.operators.lineage_facts import LineageFacts
+from kling_provider.operators.lineage_facts import LineageFacts, LineageSubject
 from kling_provider.operators.mapping import UNKNOWN, CheckedPartial, MappedValue
 
 if TYPE_CHECKING:
@@ -500,20 +500,28 @@ class _KlingOperatorBase(BaseOperator):
 
     # -- OpenLineage: the provider calls these; nothing of it is imported unless it does ----------
 
+    def lineage_subject(self) -> LineageSubject:
+        """What lineage reports of this run; subclasses add the inputs, elements and output they have."""
+        return LineageSubject(kling_conn_id=self.kling_conn_id, api_base_url=self._api_base_url, facts=self._lineage)
+
+    def _api_base_url(self) -> str:
+        """The connection's API base URL (lineage names elements after its host)."""
+        return self.get_hook().settings.api_base_url
+
     def get_openlineage_facets_on_start(self) -> OperatorLineage:
         from kling_provider.operators.lineage import lineage_on_start
 
-        return lineage_on_start(self)
+        return lineage_on_start(self.lineage_subject())
 
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> OperatorLineage:
         from kling_provider.operators.lineage import lineage_on_complete
 
-        return lineage_on_complete(self)
+        return lineage_on_complete(self.lineage_subject())
 
     def get_openlineage_facets_on_failure(self, task_instance: Any) -> OperatorLineage:
         from kling_provider.operators.lineage import lineage_on_failure
 
-        return lineage_on_failure(self)
+        return lineage_on_failure(self.lineage_subject())
 
 
 #: Longest wait an operator accepts: far beyond any generation, and safe to add to a timestamp.

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -29,6 +30,7 @@ from kling_provider.operators.base import (
     _KlingOperatorBase,
     lazy_request_model,
 )
+from kling_provider.operators.lineage_facts import LineageSubject, flatten
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -138,6 +140,9 @@ class _VideoOperator(_KlingOperatorBase):
             "elements": _empty_as_none(self.elements),
             "callback_url": self.callback_url,
         }
+
+    def lineage_subject(self) -> LineageSubject:
+        return replace(super().lineage_subject(), elements=flatten(self.elements), output_uri=self.output_uri)
 
     def save_output(self, context: Context, task: Task, observed_at: float) -> str | None:
         expires = _expires_at(task, observed_at)
@@ -353,6 +358,10 @@ class KlingImageToVideoOperator(_VideoOperator):
             "aspect_ratio": self.aspect_ratio,
         }
 
+    def lineage_subject(self) -> LineageSubject:
+        inputs = flatten(self.image_start, self.image_end, self.image_urls)
+        return replace(super().lineage_subject(), inputs=inputs)
+
 
 class KlingCreateElementOperator(_KlingOperatorBase):
     """Create a reusable element (a character or object) with ``kling-custom-element``.
@@ -412,6 +421,10 @@ class KlingCreateElementOperator(_KlingOperatorBase):
             "reference_type": self.reference_type,
             "callback_url": self.callback_url,
         }
+
+    def lineage_subject(self) -> LineageSubject:
+        inputs = flatten(self.frontal_image, self.refer_images, self.refer_video)
+        return replace(super().lineage_subject(), inputs=inputs)
 
     def build_result(self, task: Task, saved_uri: str | None, estimate: CostEstimate) -> dict[str, Any]:
         element_id = task.element_id

@@ -2,7 +2,8 @@
 
 Only the operators' ``get_openlineage_facets_on_*`` methods import this module, and only the
 OpenLineage provider calls those: the OpenLineage client it needs is never a requirement of
-this provider. Dataset names follow https://openlineage.io/docs/spec/naming:
+this provider. They hand it a :class:`.LineageSubject` (``operators/lineage_facts.py``), and it
+reads nothing else of the operator. Dataset names follow https://openlineage.io/docs/spec/naming:
 
 ========================================  ==========================  ============================
 source or target                          namespace                   name
@@ -30,12 +31,10 @@ from openlineage.client.event_v2 import Dataset
 from openlineage.client.facet_v2 import RunFacet
 
 from kling_provider import __version__
-from kling_provider.operators.lineage_facts import authority
+from kling_provider.operators.lineage_facts import LineageFacts, LineageSubject, authority
 
 if TYPE_CHECKING:
     from airflow.providers.openlineage.extractors import OperatorLineage
-
-    from kling_provider.operators.base import _KlingOperatorBase
 
 log = logging.getLogger(__name__)
 
@@ -73,39 +72,40 @@ class KlingTaskRunFacet(RunFacet):
     _additional_skip_redact = ["taskId", "model", "status", "outputUri", "elementId", "errorCode"]
 
 
-def lineage_on_start(op: _KlingOperatorBase) -> OperatorLineage:
+def lineage_on_start(subject: LineageSubject) -> OperatorLineage:
     """Before submitting: the inputs, and the output the video will be saved to."""
     from airflow.providers.openlineage.extractors import OperatorLineage
 
-    output = dataset_for(getattr(op, "output_uri", None))
-    return OperatorLineage(inputs=input_datasets(op), outputs=[output] if output else [])
+    output = dataset_for(subject.output_uri)
+    return OperatorLineage(inputs=input_datasets(subject), outputs=[output] if output else [])
 
 
-def lineage_on_complete(op: _KlingOperatorBase) -> OperatorLineage:
+def lineage_on_complete(subject: LineageSubject) -> OperatorLineage:
     """After success: inputs, what was written (the saved video, or the new element) and the task."""
     from airflow.providers.openlineage.extractors import OperatorLineage
 
-    facts = op._lineage
+    facts = subject.facts
     outputs: list[Dataset] = []
     if facts is not None and facts.element_id:
-        outputs.append(element_dataset(facts.element_id, op.kling_conn_id))
+        outputs.append(element_dataset(facts.element_id, _api_host(subject)))
     elif facts is not None and (saved := dataset_for(facts.output_uri)) is not None:
         outputs.append(saved)
-    facet = run_facet(op)
-    return OperatorLineage(inputs=input_datasets(op), outputs=outputs, run_facets={FACET_NAME: facet} if facet else {})
+    facet = run_facet(facts)
+    return OperatorLineage(
+        inputs=input_datasets(subject), outputs=outputs, run_facets={FACET_NAME: facet} if facet else {}
+    )
 
 
-def lineage_on_failure(op: _KlingOperatorBase) -> OperatorLineage:
+def lineage_on_failure(subject: LineageSubject) -> OperatorLineage:
     """After a failure: the inputs, and the EvoLink task if one was created (nothing was written)."""
     from airflow.providers.openlineage.extractors import OperatorLineage
 
-    facet = run_facet(op)
-    return OperatorLineage(inputs=input_datasets(op), run_facets={FACET_NAME: facet} if facet else {})
+    facet = run_facet(subject.facts)
+    return OperatorLineage(inputs=input_datasets(subject), run_facets={FACET_NAME: facet} if facet else {})
 
 
-def run_facet(op: _KlingOperatorBase) -> KlingTaskRunFacet | None:
+def run_facet(facts: LineageFacts | None) -> KlingTaskRunFacet | None:
     """The task the operator last knew of (None before anything was submitted)."""
-    facts = op._lineage
     if facts is None:
         return None
     estimate = facts.estimate
@@ -125,15 +125,13 @@ def run_facet(op: _KlingOperatorBase) -> KlingTaskRunFacet | None:
     )
 
 
-def input_datasets(op: _KlingOperatorBase) -> list[Dataset]:
+def input_datasets(subject: LineageSubject) -> list[Dataset]:
     """Images (and a reference video) as the user named them, not as uploaded; elements used."""
-    sources: list[Any] = []
-    for name in (*op.image_fields, "refer_video"):
-        value = getattr(op, name, None)
-        sources.extend(value if isinstance(value, list | tuple) else [value])
-    datasets = [found for source in sources if (found := dataset_for(source)) is not None]
-    elements = [e for e in _as_list(getattr(op, "elements", None)) if isinstance(e, str) and e.strip()]
-    datasets += [element_dataset(element, op.kling_conn_id) for element in elements]
+    datasets = [found for source in subject.inputs if (found := dataset_for(source)) is not None]
+    elements = [e for e in subject.elements if isinstance(e, str) and e.strip()]
+    if elements:
+        host = _api_host(subject)
+        datasets += [element_dataset(element, host) for element in elements]
     return _unique(datasets)
 
 
@@ -173,21 +171,21 @@ def dataset_for(source: Any) -> Dataset | None:
     return Dataset(namespace=f"{_SCHEME_ALIASES.get(scheme, scheme)}://{host}", name=parts.path.lstrip("/") or "/")
 
 
-def element_dataset(element_id: str, kling_conn_id: str) -> Dataset:
+def element_dataset(element_id: str, api_host: str) -> Dataset:
     """An element lives in the EvoLink account behind the connection: its API host is the namespace."""
-    return Dataset(namespace=f"evolink://{_api_host(kling_conn_id)}", name=f"elements/{element_id}")
+    return Dataset(namespace=f"evolink://{api_host}", name=f"elements/{element_id}")
 
 
-def _api_host(kling_conn_id: str) -> str:
+def _api_host(subject: LineageSubject) -> str:
     """host[:port] of the connection's API (the EvoLink default when the connection cannot be read)."""
     from kling_provider.hooks.connection import DEFAULT_API_HOST
 
     try:
-        from kling_provider.hooks.kling import KlingHook
-
-        base = KlingHook(kling_conn_id).settings.api_base_url
+        base = subject.api_base_url()
     except Exception:  # lineage must never fail a task, nor hide its other datasets
-        log.warning("OpenLineage: cannot read connection %r; naming elements after %s", kling_conn_id, DEFAULT_API_HOST)
+        log.warning(
+            "OpenLineage: cannot read connection %r; naming elements after %s", subject.kling_conn_id, DEFAULT_API_HOST
+        )
         base = DEFAULT_API_HOST
     parts = urlsplit(base)
     return authority(parts.hostname or "", parts.port)
@@ -205,12 +203,6 @@ def _hostname() -> str:
     except ImportError:  # Airflow 3.0: only airflow.utils.net has it
         from airflow.utils.net import get_hostname
     return str(get_hostname())
-
-
-def _as_list(value: Any) -> list[Any]:
-    if value is None:
-        return []
-    return list(value) if isinstance(value, list | tuple) else [value]
 
 
 def _unique(datasets: Iterable[Dataset]) -> list[Dataset]:

@@ -1,13 +1,15 @@
-"""What a try learned about its EvoLink task that lineage may report, kept on the operator.
+"""What lineage reports about an operator, handed to it as values: the operator's side of lineage.
 
-No OpenLineage import here: the operators record these facts as they run, whether or not the
-OpenLineage provider is installed. Only ids, figures and locations are kept, never a signed link:
-with ``[openlineage] include_full_task_info`` the OpenLineage provider copies an operator's
-attributes into its events.
+No OpenLineage import here: the operators record :class:`LineageFacts` as they run, whether or
+not the OpenLineage provider is installed. Only ids, figures and locations are kept, never a
+signed link: with ``[openlineage] include_full_task_info`` the OpenLineage provider copies an
+operator's attributes into its events. :class:`LineageSubject` is built only when OpenLineage
+asks, so :mod:`kling_provider.operators.lineage` reads nothing of the operator itself.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
@@ -51,6 +53,29 @@ class LineageFacts:
             expires_at=result.get("expires_at"),
             element_id=result.get("element_id"),
         )
+
+
+@dataclass(frozen=True)
+class LineageSubject:
+    """One operator run as lineage sees it: what it read, where it writes, what it learned.
+
+    ``inputs`` are images and reference videos as the user named them (paths, URIs, URLs,
+    ``ObjectStoragePath``, bytes; None where not given), not EvoLink's upload URLs. ``elements``
+    are element ids the run uses. ``api_base_url`` is called only when an element needs naming
+    (its namespace is the connection's API host), so building a subject reads no connection.
+    """
+
+    kling_conn_id: str
+    api_base_url: Callable[[], str]
+    inputs: tuple[Any, ...] = ()
+    elements: tuple[Any, ...] = ()
+    output_uri: Any = None
+    facts: LineageFacts | None = None
+
+
+def flatten(*values: Any) -> tuple[Any, ...]:
+    """Single values and the items of lists or tuples, in order (a frame, then a list of references)."""
+    return tuple(item for value in values for item in (value if isinstance(value, list | tuple) else (value,)))
 
 
 def without_query(url: str | None) -> str | None:
