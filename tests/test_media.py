@@ -28,6 +28,7 @@ from kling_provider.testing.media import (
     make_png,
     mp4_info,
 )
+from kling_provider.testing.overlay import frame_text, ink, layout, read_text
 
 SIZES = [(1280, 720), (720, 1280), (720, 720), (1920, 1080), (3840, 2160)]
 
@@ -297,3 +298,110 @@ def test_large_fixtures_are_quick_and_small() -> None:
     assert time.perf_counter() - start < 2
     assert len(png) < 100_000 and len(jpeg) < 300_000
     assert Image.open(io.BytesIO(png)).size == Image.open(io.BytesIO(jpeg)).size == (4000, 3000)
+
+
+# -- what the simulator draws: caption and frame number, sound, layout --------------------------
+
+CAPTION = "A paper boat, on a rainy street!"
+
+
+def _expected_luma(width: int, height: int, seed: int, caption: str, frame: int) -> list[bytes]:
+    """Every luma row of frame ``frame``, from the overlay's layout and font alone."""
+    bands = band_colours(height, seed, caption)
+    rows = [bytearray([bands[r // 16][0]]) * width for r in range(height)]
+    found = layout(width, height)
+    assert found is not None
+    for line, text in ((0, found.caption(caption)), (1, frame_text(frame))):
+        top = found.cell(line, 0)[1]
+        ink_luma = 16 if bands[top][0] >= 128 else 232
+        for i, char in enumerate(text):
+            col, row = found.cell(line, i)
+            for by, cells in enumerate(ink(char, found.scale)):
+                for bx, inked in enumerate(cells):
+                    if inked:
+                        for y in range(row * 16 + by * 4, row * 16 + by * 4 + 4):
+                            rows[y][col * 16 + bx * 4 : col * 16 + bx * 4 + 4] = bytes([ink_luma]) * 4
+    return [bytes(r) for r in rows]
+
+
+@pytest.mark.parametrize(("width", "height"), SIZES)
+def test_caption_and_frame_numbers_decode_exactly(width: int, height: int) -> None:
+    """Every sample of the luma plane, in frames where one digit, two digits or none change."""
+    seed = 11
+    data = make_mp4(width, height, 3, seed=seed, caption=CAPTION)
+    checked = set()
+    with av.open(io.BytesIO(data)) as container:
+        for number, frame in enumerate(container.decode(video=0)):
+            if number not in (0, 1, 9, 10, 11, 50, 71):
+                continue
+            y, cb, cr = _planes(frame)
+            assert y == _expected_luma(width, height, seed, CAPTION, number), f"frame {number}"
+            bands = band_colours(height, seed, CAPTION)
+            assert all(cb[r] == bytes([bands[r // 8][1]]) * (width // 2) for r in range(height // 2))  # luma-only text
+            assert all(cr[r] == bytes([bands[r // 8][2]]) * (width // 2) for r in range(height // 2))
+            checked.add(number)
+    assert checked == {0, 1, 9, 10, 11, 50, 71}
+
+
+@pytest.mark.parametrize(("width", "height"), [(1280, 720), (720, 1280), (3840, 2160)])
+def test_decoded_frames_and_their_jpegs_read_back(width: int, height: int) -> None:
+    data = make_mp4(width, height, 5, seed=3, caption=CAPTION)
+    found = layout(width, height)
+    assert found is not None
+    with av.open(io.BytesIO(data)) as container:
+        for number, frame in enumerate(container.decode(video=0)):
+            if number in (0, 60, 119):
+                jpeg = io.BytesIO()
+                frame.to_image().save(jpeg, format="JPEG", quality=75)
+                grey = Image.open(jpeg).convert("L")
+                caption, counter = read_text(lambda x, y, g=grey: int(g.getpixel((x, y))), width, height)
+                assert (caption, counter) == (found.caption(CAPTION), frame_text(number))
+    assert found.caption(CAPTION) in ("A PAPER BOAT, ON A RAINY", "A PAPER BOAT,", "A PAPER BOAT, ON A RAINY STREET!")
+
+
+def test_caption_shows_whole_first_words() -> None:
+    found = layout(720, 1280)
+    assert found is not None and found.columns == 14
+    assert found.caption("a paper boat, on a rainy street") == "A PAPER BOAT,"
+    assert found.caption("  lots   of\tspace ") == "LOTS OF SPACE"
+    assert found.caption("supercalifragilistic") == "SUPERCALIFRAGI"
+    assert found.caption("über café №5") == "?BER CAF? ?5"
+    assert layout(320, 240) is not None and layout(240, 128) is None  # too small for two lines: no text
+
+
+def test_sound_is_a_silent_aac_track_as_long_as_the_video() -> None:
+    data = make_mp4(1280, 720, 5, caption="x", sound=True)
+    with av.open(io.BytesIO(data)) as container:
+        (audio,) = container.streams.audio
+        assert (audio.codec_context.name, audio.codec_context.sample_rate, audio.codec_context.channels) == (
+            "aac",
+            48000,
+            1,
+        )
+        samples = 0
+        for frame in container.decode(audio):
+            assert not any(any(bytes(plane)) for plane in frame.planes), "silence: every sample 0.0"
+            samples += frame.samples
+    assert abs(samples / 48000 - 5) < 1024 / 48000
+    assert mp4_info(data) == Mp4Info(1280, 720, 5.0, 120, 24.0)
+    silent = make_mp4(1280, 720, 5, caption="x")
+    with av.open(io.BytesIO(silent)) as container:
+        assert not container.streams.audio
+
+
+def test_moov_last_and_padded_layout(tmp_path: Path) -> None:
+    front = make_mp4(1280, 720, 3, caption="boat", sound=True)
+    last = make_mp4(1280, 720, 3, caption="boat", sound=True, moov_last=True)
+    assert last.index(b"moov") > last.index(b"mdat") and front.index(b"moov") < front.index(b"mdat")
+    head, padding, tail = media.mp4_parts(1280, 720, 3, caption="boat", sound=True, moov_last=True, mdat_padding=2**20)
+    path = tmp_path / "padded.mp4"
+    with path.open("wb") as f:
+        f.write(head)
+        f.seek(padding, io.SEEK_CUR)
+        f.write(tail)
+    assert path.stat().st_size == len(last) + 2**20
+    for data in (front, last, path.read_bytes()):
+        with av.open(io.BytesIO(data)) as container:
+            frames = sum(1 for _ in container.decode(video=0))
+        assert frames == 72
+        assert mp4_info(data) == Mp4Info(1280, 720, 3.0, 72, 24.0)

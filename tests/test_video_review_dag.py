@@ -22,6 +22,9 @@ from kling_provider.video import read_video_info_at
 from kling_provider.video.sheet import render_label
 
 DAGS = Path(__file__).parent / "dags"
+QUALITIES = ("720p", "1080p", "4k")
+ASPECTS = ("16:9", "9:16", "1:1")
+PROMPTS = ("paper boat on a rainy street", "red kite over green hills", "neon fox in the snow")
 # The loopback S3 (moto) and a fresh bucket with its connection: the storage tests' fixtures.
 moto_server = storage_tests.moto_server
 s3_bucket = storage_tests.s3_bucket
@@ -211,3 +214,157 @@ def test_poster_without_the_review_extra_says_how_to_install_it(monkeypatch: pyt
     monkeypatch.setitem(sys.modules, "av", None)  # as if PyAV were not installed
     with pytest.raises(KlingValidationError, match=r"poster: needs PyAV .*airflow-provider-kling\[review\]"):
         KlingTextToVideoOperator(task_id="t", prompt="a boat", output_uri="/tmp/boat.mp4", poster=True)
+
+
+# -- the XCom video entry of every quality, aspect ratio and sound setting ------------------------
+
+
+def test_video_entry_for_each_quality_aspect_ratio_and_sound(kling_connection: Any, tmp_path: Path) -> None:
+    from kling_provider.testing.validation import output_size
+
+    run = run_dag("review_matrix", folder=str(tmp_path))
+    assert set(states(run).values()) == {"success"}, states(run)
+    seen = set()
+    for i, (quality, aspect) in enumerate((q, a) for q in QUALITIES for a in ASPECTS):
+        result = xcom(run, f"v_{quality}_{aspect.replace(':', 'x')}")
+        width, height = output_size(quality, aspect)
+        sound = i % 2 == 0
+        assert result["video"] == {
+            "duration_s": 3.0,
+            "width": width,
+            "height": height,
+            "fps": 24.0,
+            "codec": "h264",
+            "has_audio": sound,
+            "matches_request": True,
+            "mismatches": [],
+        }, (quality, aspect)
+        with av.open(str(tmp_path / f"v{i}.mp4")) as container:  # what FFmpeg says of the same file
+            stream = container.streams.video[0]
+            assert (stream.codec_context.width, stream.codec_context.height) == (width, height)
+            assert bool(container.streams.audio) is sound
+        seen.add((quality, aspect, sound))
+    assert {s for _, _, s in seen} == {True, False} and len(seen) == 9
+
+
+# -- each mismatch the simulator can serve, caught ----------------------------------------------------
+
+
+MISMATCHES = [
+    ("wrong_duration", "silent", "duration", 5, 2.5, "lasts 2.5 s, asked for duration=5 (tolerance ±0.5 s)"),
+    (
+        "wrong_resolution",
+        "silent",
+        "quality",
+        "720p",
+        "854x480",
+        "is 854x480 (short side 480 px), asked for quality='720p' (short side 720 px)",
+    ),
+    ("missing_audio", "sound", "sound", True, False, "has no audio track, asked for sound=True"),
+    ("unexpected_audio", "silent", "sound", False, True, "has an audio track, asked for sound=False"),
+]
+
+
+@pytest.mark.parametrize(
+    ("bad", "dag", "field", "expected", "actual", "message"), MISMATCHES, ids=[m[0] for m in MISMATCHES]
+)
+def test_each_mismatch_is_a_warning_naming_the_task(
+    kling_connection: Any,
+    tmp_path: Path,
+    capfd: pytest.CaptureFixture[str],
+    bad: str,
+    dag: str,
+    field: str,
+    expected: Any,
+    actual: Any,
+    message: str,
+) -> None:
+    from kling_provider.testing import Fault
+
+    kling_connection.sim.faults.add(Fault(kind="bad_video", bad_video=bad))
+    target = tmp_path / "boat.mp4"
+    run = run_dag(f"review_one_{dag}_warn", output_uri=str(target))
+    assert states(run) == {"video": "success"}
+    result = xcom(run)
+    assert result["video"]["matches_request"] is False
+    assert result["video"]["mismatches"] == [
+        {"field": field, "expected": expected, "actual": actual, "message": message}
+    ]
+    assert target.exists() and local(result["poster_uri"]).exists()  # kept: it was paid for
+    (task,) = kling_connection.sim.tasks
+    log = capfd.readouterr()
+    logged = log.out + log.err
+    assert f"The video of EvoLink task {task.id} does not match the request: it {message}" in logged
+    assert f"raise it with EvoLink, quoting task id {task.id}" in logged
+    assert kling_connection.sim.count(method="POST", phase="submit") == 1
+
+
+@pytest.mark.parametrize("bad", ["wrong_duration", "missing_audio"])
+def test_on_mismatch_fail_fails_without_retrying(kling_connection: Any, tmp_path: Path, bad: str) -> None:
+    from kling_provider.testing import Fault
+
+    kling_connection.sim.faults.add(Fault(kind="bad_video", bad_video=bad))
+    target = tmp_path / "boat.mp4"
+    run = run_dag("review_one_sound_fail", output_uri=str(target))
+    (ti,) = run.get_task_instances()
+    assert str(ti.state) == "failed"
+    assert ti.try_number == 1, "retries=1, yet a mismatch must not be retried: a retry would pay again"
+    assert xcom(run) is None
+    assert target.exists(), "the video stays saved: it is the evidence for EvoLink"
+    assert kling_connection.sim.count(method="POST", phase="submit") == 1
+    assert kling_connection.sim.count(phase="download") == 1
+
+
+def test_matching_video_passes_with_on_mismatch_fail(kling_connection: Any, tmp_path: Path) -> None:
+    run = run_dag("review_one_sound_fail", output_uri=str(tmp_path / "boat.mp4"))
+    assert states(run) == {"video": "success"}
+    assert xcom(run)["video"]["has_audio"] is True and xcom(run)["video"]["matches_request"] is True
+
+
+def test_truncated_video_is_a_download_failure(kling_connection: Any, tmp_path: Path) -> None:
+    """Served with a matching Content-Length: only the boxes tell. Retried as a download (3
+    attempts a try, 2 tries), never resubmitted, and nothing ever appears at output_uri."""
+    from kling_provider.testing import Fault
+
+    kling_connection.sim.faults.add(Fault(kind="bad_video", bad_video="truncated"))
+    target = tmp_path / "out" / "boat.mp4"
+    run = run_dag("review_one_silent_warn", output_uri=str(target))
+    (ti,) = run.get_task_instances()
+    assert str(ti.state) == "failed" and ti.try_number == 2
+    assert kling_connection.sim.count(phase="download") == 2 * 3
+    assert kling_connection.sim.count(method="POST", phase="submit") == 1
+    assert not target.exists()
+    assert list(target.parent.iterdir()) == [], "no part files left"
+
+
+# -- what the poster frames show ------------------------------------------------------------------
+
+
+def _shown(image: Image.Image) -> tuple[str, str]:
+    from kling_provider.testing.overlay import read_text
+
+    grey = image.convert("L")
+    return read_text(lambda x, y: int(grey.getpixel((x, y))), grey.width, grey.height)
+
+
+def test_poster_frame_shows_the_middle_frame_of_this_task(kling_connection: Any, tmp_path: Path) -> None:
+    run = run_dag("review_one_silent_warn", output_uri=str(tmp_path / "boat.mp4"))
+    poster = Image.open(local(xcom(run)["poster_uri"]))
+    # 5 s at 24 fps: the middle, 2.5 s, is frame 60; the caption is the prompt's first words.
+    assert _shown(poster) == ("PAPER BOAT ON A RAINY", "F0060")  # 26 characters fit 1280 px
+
+
+def test_poster_frame_at_a_chosen_time_shows_that_frame(kling_connection: Any, tmp_path: Path) -> None:
+    run = run_dag("review_poster_at", output_uri=str(tmp_path / "kite.mp4"))
+    poster = Image.open(local(xcom(run)["poster_uri"]))
+    assert _shown(poster) == ("RED KITE OVER", "F0024")  # 9:16: fewer columns; 1.0 s = frame 24
+
+
+def test_each_variant_poster_shows_its_own_prompt(kling_connection: Any, tmp_path: Path) -> None:
+    run = run_dag("review_batch", folder=str(tmp_path))
+    shown = [_shown(Image.open(local(xcom(run, "variant", i)["poster_uri"]))) for i in range(3)]
+    assert shown == [
+        ("PAPER BOAT ON A RAINY", "F0060"),
+        ("RED KITE OVER GREEN HILLS", "F0060"),
+        ("NEON FOX IN THE SNOW", "F0060"),
+    ]

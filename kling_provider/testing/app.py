@@ -29,7 +29,6 @@ import random
 import re
 import secrets
 import string
-import threading
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -74,6 +73,7 @@ from kling_provider.testing.validation import (
     sniff_image,
     validate_generation,
 )
+from kling_provider.testing.videos import VideoCache, prompt_of
 
 __all__ = ["DEFAULT_API_KEY", "EvoLinkSimulator"]
 
@@ -241,8 +241,7 @@ class EvoLinkSimulator:
         self._id_rng = random.Random(seed + 1)
         self._secret = secrets.token_bytes(16)
         self._file_hosts: set[str] = set()
-        self._videos: dict[tuple[Any, ...], bytes] = {}
-        self._video_lock = threading.Lock()
+        self._videos = VideoCache()
         self._limiter: SlidingWindowLimiter | None = None
         self.rate_limit_rpm = rate_limit_rpm
 
@@ -588,6 +587,8 @@ class EvoLinkSimulator:
                     task.fail_code = fault.error_code
                     task.fail_message = fault.message or _TASK_ERROR_MESSAGES.get(fault.error_code, fault.error_code)
                     task.fail_at = None if fault.at_progress is None else task.time_at_progress(fault.at_progress)
+                elif fault.kind == "bad_video":
+                    task.bad_video = fault.bad_video
                 else:
                     task.cancel_at = task.time_at_progress(fault.at_progress or 0)
                     task.cancel_as = fault.cancel_as or self.cancel_style
@@ -726,19 +727,17 @@ class EvoLinkSimulator:
         return Response(video, media_type="video/mp4", headers={"Cache-Control": "private, max-age=86400"})
 
     def video(self, task_id: str) -> bytes:
-        """The MP4 a video task's result link serves: real H.264 of the task's size and length,
-        its colours chosen by the prompt (variants of a batch look different). Made once per
-        distinct video, so a load test's identical tasks share one."""
+        """The MP4 a video task's result link serves (kling_provider.testing.videos: the prompt's
+        first words and each frame's number drawn in, sound when asked, or the planned mismatch)."""
         task = self.task(task_id)
-        seed = _prompt_seed(task.body)
-        key = (task.width, task.height, task.spec.duration, seed)
-        with self._video_lock:
-            cached = self._videos.get(key)
-            if cached is None:
-                from kling_provider.testing.media import make_mp4
-
-                cached = self._videos[key] = make_mp4(task.width, task.height, float(task.spec.duration), seed=seed)
-            return cached
+        return self._videos.get(
+            width=task.width,
+            height=task.height,
+            duration=task.spec.duration,
+            sound=task.spec.sound,
+            prompt=prompt_of(task.body),
+            bad_video=task.bad_video,
+        )
 
     # -- files ------------------------------------------------------------------------------
 
@@ -872,22 +871,6 @@ class EvoLinkSimulator:
 # ---------------------------------------------------------------------------------------------
 # Small helpers
 # ---------------------------------------------------------------------------------------------
-
-
-def _prompt_text(body: dict[str, Any]) -> str:
-    """What the video is about: the prompt, or the customised shots' prompts."""
-    if isinstance(body.get("prompt"), str):
-        return str(body["prompt"])
-    params = body.get("model_params")
-    shots = params.get("multi_prompt") if isinstance(params, dict) else None
-    if not isinstance(shots, list):
-        return ""
-    return " ".join(str(shot.get("prompt", "")) for shot in shots if isinstance(shot, dict))
-
-
-def _prompt_seed(body: dict[str, Any]) -> int:
-    """A stable number from the prompt: the video's colours."""
-    return int.from_bytes(hashlib.sha256(_prompt_text(body).encode()).digest()[:8], "big")
 
 
 def _route(method: str, path: str) -> tuple[str | None, Phase, dict[str, str], list[str]]:

@@ -3,7 +3,8 @@
 A :class:`Fault` describes one kind of trouble; :class:`FaultSet` (``sim.faults``) decides per
 request which fault, if any, applies. Request faults (``status``, ``slow``, ``drop``,
 ``malformed``, ``lost_submit_response``) shape one HTTP answer; task faults (``fail_task``,
-``cancel_task``) are attached to the next task(s) created and play out as the task runs.
+``cancel_task``, ``bad_video``) are attached to the next task(s) created and play out as the task
+runs (``bad_video``: when its result is downloaded).
 
 Examples::
 
@@ -12,6 +13,7 @@ Examples::
     sim.faults.add(Fault(phase="submit", kind="lost_submit_response", lost_as="timeout"))
     sim.faults.add(Fault(kind="fail_task", error_code="content_policy_violation", at_progress=40))
     sim.faults.add(Fault(phase="poll", kind="drop", rate=0.05))  # 5 % of polls, seeded
+    sim.faults.add(Fault(kind="bad_video", bad_video="missing_audio"))  # completes, but silent
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import httpx
 from kling_provider.testing.state import Phase
 
 __all__ = [
+    "BadVideo",
     "Fault",
     "FaultKind",
     "FaultPhase",
@@ -36,12 +39,16 @@ __all__ = [
 ]
 
 FaultPhase = Literal["submit", "poll", "upload", "quota", "download", "file", "other", "any"]
-FaultKind = Literal["status", "slow", "drop", "malformed", "lost_submit_response", "fail_task", "cancel_task"]
+FaultKind = Literal[
+    "status", "slow", "drop", "malformed", "lost_submit_response", "fail_task", "cancel_task", "bad_video"
+]
+#: How a ``bad_video`` task's result differs from its request (kling_provider.testing.videos).
+BadVideo = Literal["wrong_duration", "wrong_resolution", "missing_audio", "unexpected_audio", "truncated"]
 MalformedBody = Literal["html", "empty", "invalid_json"]
 ErrorShape = Literal["string", "integer"]
 
 REQUEST_KINDS = frozenset({"status", "slow", "drop", "malformed", "lost_submit_response"})
-TASK_KINDS = frozenset({"fail_task", "cancel_task"})
+TASK_KINDS = frozenset({"fail_task", "cancel_task", "bad_video"})
 
 
 class SimulatedConnectionDrop(httpx.RemoteProtocolError):
@@ -98,6 +105,11 @@ class Fault:
     * ``cancel_task``: the task is cancelled when processing starts, or at ``at_progress``;
       it then reports ``cancelled``, or ``failed`` with ``request_cancelled`` when
       ``cancel_as="failed"`` (default: the simulator's ``cancel_style``).
+    * ``bad_video``: the task completes, but its video is not what was asked: ``bad_video`` is
+      ``"wrong_duration"`` (half as long), ``"wrong_resolution"`` (2/3 the size),
+      ``"missing_audio"`` (silent although ``sound`` was on), ``"unexpected_audio"`` (an audio
+      track although it was off) or ``"truncated"`` (the last third cut off, served with a
+      matching length).
     """
 
     phase: FaultPhase = "any"
@@ -119,6 +131,7 @@ class Fault:
     error_code: str = "generation_failed_no_content"
     at_progress: int | None = None
     cancel_as: Literal["cancelled", "failed"] | None = None
+    bad_video: BadVideo = "wrong_duration"
     #: Requests (or tasks) this fault has hit / matching requests it has seen so far.
     hits: int = field(default=0, init=False)
     seen: int = field(default=0, init=False)
@@ -130,6 +143,8 @@ class Fault:
             raise ValueError(f"unknown fault phase {self.phase!r}; expected one of {get_args(FaultPhase)}")
         if self.malformed not in get_args(MalformedBody):
             raise ValueError(f"unknown malformed body {self.malformed!r}")
+        if self.bad_video not in get_args(BadVideo):
+            raise ValueError(f"unknown bad_video {self.bad_video!r}; expected one of {get_args(BadVideo)}")
         if self.rate is not None and not 0.0 <= self.rate <= 1.0:
             raise ValueError("rate must be between 0 and 1")
         if self.times is not None and self.times < 0:

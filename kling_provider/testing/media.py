@@ -15,11 +15,19 @@ muxes it into an ISO base-media (MP4, ISO 14496-12/-15) file:
   (7.3.4): P_Skip with a zero motion vector (8.4.1.1) is a copy of the previous frame.
 
 A 15 s 3840x2160 file is about 40 KB and takes a few milliseconds to make.
+
+With a ``caption``, every frame also shows text (:mod:`.overlay`: the caption's first words and
+the frame's own number), so a decoded picture tells which video and which frame it is: the text's
+character cells are I_NxN macroblocks (Intra_4x4, one DC level per 4x4 block, worked out so a
+decoder reconstructs them exactly), drawn in the IDR picture and, in each P picture, only where
+a digit of the frame number changed. ``sound`` adds a silent AAC-LC track. Such a 15 s 4K file
+is about 400 KB and takes tens of milliseconds (a 5 s 720p one about 15 ms).
 """
 
 from __future__ import annotations
 
 import bisect
+import functools
 import io
 import math
 import os
@@ -30,7 +38,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import BinaryIO
 
-__all__ = ["Mp4Info", "band_colours", "looks_like_mp4", "make_jpeg", "make_mp4", "make_png", "mp4_info"]
+__all__ = [
+    "Mp4Info",
+    "band_colours",
+    "looks_like_mp4",
+    "make_jpeg",
+    "make_mp4",
+    "make_png",
+    "mp4_info",
+    "mp4_parts",
+]
 
 # ---------------------------------------------------------------------------------------------
 # Bit-level helpers (clause 7.2 descriptors, 9.1 Exp-Golomb codes)
@@ -42,6 +59,7 @@ def _u(n: int, value: int) -> str:
     return format(value, f"0{n}b") if n else ""
 
 
+@functools.lru_cache(maxsize=65536)
 def _ue(value: int) -> str:
     """ue(v), 9.1: ``value + 1`` in binary, preceded by one zero per bit after the first."""
     b = format(value + 1, "b")
@@ -316,8 +334,9 @@ def _clip(v: int) -> int:
     return 0 if v < 0 else 255 if v > 255 else v
 
 
-def _idr_slice(mbs_w: int, band_bits: list[str]) -> bytes:
-    """An IDR picture, one I slice (7.3.3 header, 7.3.4 data)."""
+def _idr_slice(mbs_w: int, band_bits: list[str], text: dict[int, str] | None = None) -> bytes:
+    """An IDR picture, one I slice (7.3.3 header, 7.3.4 data); ``text`` maps macroblock
+    addresses to I_NxN macroblocks (bits after mb_type) drawn in place of copies."""
     header = (
         _ue(0)  # first_mb_in_slice
         + _ue(7)  # slice_type: I (all slices of the picture)
@@ -330,12 +349,21 @@ def _idr_slice(mbs_w: int, band_bits: list[str]) -> bytes:
         + _ue(1)  # disable_deblocking_filter_idc: flat bands need no filtering
     )
     copy_row = _COPY_MB * (mbs_w - 1)
-    return _nal(_NAL_IDR, _rbsp(header + "".join(b + copy_row for b in band_bits)))
+    rows = []
+    for row, band in enumerate(band_bits):
+        start = row * mbs_w
+        if text and any(start + col in text for col in range(1, mbs_w)):
+            cells = (_I_NXN_IN_I + text[a] if a in text else _COPY_MB for a in range(start + 1, start + mbs_w))
+            rows.append(band + "".join(cells))
+        else:
+            rows.append(band + copy_row)
+    return _nal(_NAL_IDR, _rbsp(header + "".join(rows)))
 
 
-def _p_slice(frame_num: int, mbs: int) -> bytes:
-    """A P picture that is one mb_skip_run over every macroblock: P_Skip copies the previous
-    frame (8.4.1.1 gives a zero motion vector, as no neighbour moves).
+def _p_slice(frame_num: int, mbs: int, coded: dict[int, str] | None = None) -> bytes:
+    """A P picture of skipped macroblocks: P_Skip copies the previous frame (8.4.1.1 gives a
+    zero motion vector, as no neighbour moves). ``coded`` maps macroblock addresses to I_NxN
+    macroblocks (bits after mb_type) drawn instead: mb_skip_run counts the copies between them.
 
     P pictures are reference pictures with increasing frame_num: pic_order_cnt_type 2 forbids
     two consecutive non-reference pictures (7.4.2.1.1), and max_num_ref_frames 1 keeps just the
@@ -348,11 +376,120 @@ def _p_slice(frame_num: int, mbs: int) -> bytes:
         + "0"  # num_ref_idx_active_override_flag
         + "0"  # ref_pic_list_modification_flag_l0
         + "0"  # dec_ref_pic_marking: adaptive_ref_pic_marking_mode_flag (sliding window)
-        + _se(0)  # slice_qp_delta
+        + _se(_SLICE_QP - 26)  # slice_qp_delta: QP 22, which the text macroblocks assume
         + _ue(1)  # disable_deblocking_filter_idc
-        + _ue(mbs)  # mb_skip_run
     )
-    return _nal(_NAL_P, _rbsp(bits))
+    parts = [bits]
+    done = 0
+    for address in sorted(coded or ()):
+        parts += [_ue(address - done), _I_NXN_IN_P, coded[address]]  # type: ignore[index]
+        done = address + 1
+    if done < mbs:
+        parts.append(_ue(mbs - done))  # the copies to the end of the picture
+    return _nal(_NAL_P, _rbsp("".join(parts)))
+
+
+# ---------------------------------------------------------------------------------------------
+# Text: character cells of I_NxN macroblocks (Intra_4x4, DC prediction, one DC level per block)
+# ---------------------------------------------------------------------------------------------
+
+_I_NXN_IN_I = _ue(0)  # mb_type I_NxN in an I slice (table 7-11)
+_I_NXN_IN_P = _ue(5)  # the same in a P slice: intra types follow the 5 P types (table 7-13)
+#: coded_block_pattern me(v) codeNum of each luma pattern with no chroma, Intra_4x4 column of table 9-4.
+_INTRA_CBP_CODE = (3, 29, 30, 17, 31, 18, 37, 8, 32, 38, 19, 9, 20, 10, 11, 2)
+#: (x, y) in blocks of luma4x4BlkIdx 0..15 inside a macroblock (6.4.3: 8x8 quadrants, then 4x4 in each).
+_BLK_XY = tuple(((i // 4) % 2 * 2 + i % 2, (i // 4) // 2 * 2 + (i % 4) // 2) for i in range(16))
+#: Luma of the ink: dark on light bands, light on dark ones. Multiples of 4, like the bands.
+_INK_DARK, _INK_LIGHT = 16, 232
+_INTRA_MB_PREFIX = "1" * 16 + _ue(1)  # every block predicted DC (the predicted mode); chroma horizontal
+
+
+def _text_cell(cell: tuple[tuple[bool, ...], ...], above: int, rows: tuple[int, ...], ink: int) -> tuple[str, ...]:
+    """The macroblocks of one character cell (raster order inside it, bits after mb_type).
+
+    Each 4x4 block is flat: DC prediction (8.3.1.2.3) from the flat blocks above and to the
+    left, (4 * top + 4 * left + 4) >> 3, plus one DC level; at QP 22 a lone DC level adds exactly
+    2 * level to every sample (8.5.12: (level * 256 + 1) >> 1, then (d + 32) >> 6). With the
+    bands, the ink and so every prediction a multiple of 4, each block reconstructs exactly its
+    target: the ink, or ``rows[r]``, the band luma of the cell's macroblock row ``r``. The blocks
+    left of the cell and above it hold the background (``above``: the band above the cell), as
+    a cell ends in a blank column and a blank row. Chroma is copied from the left (the band's).
+    """
+    height, width = len(cell), len(cell[0])
+    # The cell's luma, framed by the background: grid[y + 1][x + 1] is block (x, y).
+    grid = [[above] * (width + 1)] + [[rows[y // 4]] + [0] * width for y in range(height)]
+    out = []
+    for my in range(0, height, 4):
+        for mx in range(0, width, 4):
+            levels = []
+            for bx, by in _BLK_XY:
+                x, y = mx + bx + 1, my + by + 1
+                pred = (grid[y - 1][x] + grid[y][x - 1] + 1) >> 1
+                target = ink if cell[y - 1][x - 1] else rows[(y - 1) // 4]
+                level = (target - pred) // 2
+                grid[y][x] = pred + 2 * level
+                levels.append(level)
+            cbp = sum(1 << i8 for i8 in range(4) if any(levels[i8 * 4 : i8 * 4 + 4]))
+            bits = _INTRA_MB_PREFIX + _ue(_INTRA_CBP_CODE[cbp])
+            if cbp:
+                bits += _se(0) + "".join(  # mb_qp_delta, then the blocks of each coded 8x8 (7.3.5.3)
+                    _luma_block(levels[b]) for i8 in range(4) if cbp >> i8 & 1 for b in range(i8 * 4, i8 * 4 + 4)
+                )
+            out.append(bits)
+    if any(grid[y + 1][x + 1] != (ink if cell[y][x] else rows[y // 4]) for y in range(height) for x in range(width)):
+        raise AssertionError("text luma must stay a multiple of 4 to be drawn exactly")
+    return tuple(out)
+
+
+@functools.lru_cache(maxsize=1024)
+def _luma_block(level: int) -> str:
+    """A 4x4 luma block with only its DC level (nC is 0 or 1: no block has more than one coefficient)."""
+    return _residual_block(level, 0)
+
+
+class _TextWriter:
+    """Macroblocks that draw the overlay's text (kling_provider.testing.overlay) on a picture."""
+
+    def __init__(self, width: int, height: int, band_luma: list[int]) -> None:
+        from kling_provider.testing.overlay import layout
+
+        self.layout = layout(width, height)
+        self.mbs_w = -(-width // 16)
+        self.band_luma = band_luma
+        self._cells: dict[tuple[str, int], tuple[str, ...]] = {}
+
+    def ink_luma(self, line: int) -> int:
+        assert self.layout is not None
+        row = self.layout.cell(line, 0)[1]
+        return _INK_DARK if self.band_luma[row] >= 128 else _INK_LIGHT
+
+    def line(self, line: int, text: str, changed_from: str | None = None) -> dict[int, str]:
+        """Macroblock address -> bits drawing ``text`` on ``line`` (only the characters that
+        differ from ``changed_from``, when given)."""
+        if self.layout is None:
+            return {}
+        out: dict[int, str] = {}
+        cw = self.layout.cell_mbs[0]
+        for i, char in enumerate(text[: self.layout.columns]):
+            if changed_from is not None and i < len(changed_from) and changed_from[i] == char:
+                continue
+            col, row = self.layout.cell(line, i)
+            for k, bits in enumerate(self._cell(char, line)):
+                out[(row + k // cw) * self.mbs_w + col + k % cw] = bits
+        return out
+
+    def _cell(self, char: str, line: int) -> tuple[str, ...]:
+        cached = self._cells.get((char, line))
+        if cached is None:
+            from kling_provider.testing.overlay import ink
+
+            assert self.layout is not None
+            _, row = self.layout.cell(line, 0)
+            ch = self.layout.cell_mbs[1]
+            cell = tuple(tuple(r) for r in ink(char, self.layout.scale))
+            rows = tuple(self.band_luma[row : row + ch])
+            cached = self._cells[(char, line)] = _text_cell(cell, self.band_luma[row - 1], rows, self.ink_luma(line))
+        return cached
 
 
 # ---------------------------------------------------------------------------------------------
@@ -397,31 +534,37 @@ def _colours(seed: int) -> tuple[tuple[int, int, int], tuple[int, int, int]]:
     return top, bottom
 
 
-def _band_targets(mbs_h: int, seed: int) -> list[tuple[int, int, int]]:
+def _band_targets(mbs_h: int, seed: int, quantum: int = 1) -> list[tuple[int, int, int]]:
     (y0, cb0, cr0), (y1, cb1, cr1) = _colours(seed)
     n = max(mbs_h - 1, 1)
     return [
-        (round(y0 + (y1 - y0) * i / n), round(cb0 + (cb1 - cb0) * i / n), round(cr0 + (cr1 - cr0) * i / n))
+        (
+            round((y0 + (y1 - y0) * i / n) / quantum) * quantum,
+            round(cb0 + (cb1 - cb0) * i / n),
+            round(cr0 + (cr1 - cr0) * i / n),
+        )
         for i in range(mbs_h)
     ]
 
 
-def _bands(mbs_h: int, seed: int) -> tuple[list[str], list[tuple[int, int, int]]]:
-    """Bits of each row's first macroblock and the Y'CbCr colour each row decodes to."""
+def _bands(mbs_h: int, seed: int, quantum: int = 1) -> tuple[list[str], list[tuple[int, int, int]]]:
+    """Bits of each row's first macroblock and the Y'CbCr colour each row decodes to. With
+    ``quantum`` 4 every band's luma is a multiple of 4 (see _text_cell: text stays exact)."""
     pred = (128, 128, 128)
     bits: list[str] = []
     colours: list[tuple[int, int, int]] = []
-    for target in _band_targets(mbs_h, seed):
+    for target in _band_targets(mbs_h, seed, quantum):
         b, pred = _band_mb(pred, target)
         bits.append(b)
         colours.append(pred)
     return bits, colours
 
 
-def band_colours(height: int, seed: int = 0) -> list[tuple[int, int, int]]:
-    """The studio-range (Y, Cb, Cr) that each 16-row band of ``make_mp4(..., seed=seed)`` decodes
-    to, top first (the last band may be cropped). For tests that check decoded pixels."""
-    return _bands(-(-height // 16), seed)[1]
+def band_colours(height: int, seed: int = 0, caption: str | None = None) -> list[tuple[int, int, int]]:
+    """The studio-range (Y, Cb, Cr) that each 16-row band of ``make_mp4(..., seed=seed,
+    caption=caption)`` decodes to, top first (the last band may be cropped), outside the text.
+    For tests that check decoded pixels."""
+    return _bands(-(-height // 16), seed, 1 if caption is None else 4)[1]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -450,7 +593,9 @@ def _moov(
     sps: bytes,
     pps: bytes,
     chunk_offset: int,
+    audio: tuple[int, int] | None = None,
 ) -> bytes:
+    """The movie box: the video track, and with ``audio`` = (frames, chunk offset) a silent AAC track."""
     count = len(sizes)
     media_duration = count * delta
     movie_duration = round(media_duration * 1000 / timescale)  # mvhd timescale: 1000
@@ -477,10 +622,7 @@ def _moov(
         avcc,
         _box(b"pasp", struct.pack(">II", 1, 1)),
     )
-    if chunk_offset < 1 << 32:
-        chunk_box = _full_box(b"stco", 0, 0, struct.pack(">II", 1, chunk_offset))
-    else:
-        chunk_box = _full_box(b"co64", 0, 0, struct.pack(">IQ", 1, chunk_offset))
+    chunk_box = _chunk_offsets(chunk_offset)
     stbl = _box(
         b"stbl",
         _full_box(b"stsd", 0, 0, struct.pack(">I", 1), avc1),
@@ -520,21 +662,131 @@ def _moov(
         bytes(10),
         _MATRIX,
         bytes(24),
-        struct.pack(">I", 2),  # next_track_ID
+        struct.pack(">I", 3 if audio else 2),  # next_track_ID
     )
-    return _box(b"moov", mvhd, _box(b"trak", tkhd, mdia))
+    tracks = [_box(b"trak", tkhd, mdia)]
+    if audio is not None:
+        tracks.append(_audio_trak(*audio))
+    return _box(b"moov", mvhd, *tracks)
+
+
+def _chunk_offsets(offset: int) -> bytes:
+    """stco, or co64 past 4 GiB: one chunk at ``offset``."""
+    if offset < 1 << 32:
+        return _full_box(b"stco", 0, 0, struct.pack(">II", 1, offset))
+    return _full_box(b"co64", 0, 0, struct.pack(">IQ", 1, offset))
+
+
+# AAC-LC (ISO/IEC 14496-3): 48 kHz mono, 1024 samples a frame. Each frame is one raw_data_block
+# holding a single channel element with max_sfb 0 (no spectral data: silence) and END:
+# id_syn_ele 0, tag 0, global_gain 160, ics_info (long window, window_shape 1, max_sfb 0, no
+# prediction), no pulse/TNS/gain control, then id_syn_ele 7 (END): 32 bits.
+_AAC_RATE, _AAC_FRAME = 48000, 1024
+_AAC_SILENCE = bytes.fromhex("01402007")
+_AAC_CONFIG = bytes.fromhex("1188")  # AudioSpecificConfig: object type 2 (LC), rate index 3, 1 channel
+
+
+def _descriptor(tag: int, payload: bytes) -> bytes:
+    return bytes((tag, len(payload))) + payload  # lengths here are all < 128: one size byte
+
+
+def _audio_frames(duration_s: float) -> int:
+    return max(1, math.ceil(duration_s * _AAC_RATE / _AAC_FRAME))
+
+
+def _audio_trak(frames: int, chunk_offset: int) -> bytes:
+    """A silent AAC track (track 2): ``frames`` frames of 4 bytes in one chunk."""
+    duration = frames * _AAC_FRAME
+    decoder_config = _descriptor(
+        0x04,  # DecoderConfigDescriptor: MPEG-4 audio, an audio stream, no bitrate promised
+        bytes((0x40, 0x15)) + bytes(3) + bytes(8) + _descriptor(0x05, _AAC_CONFIG),
+    )
+    esds = _full_box(
+        b"esds", 0, 0, _descriptor(0x03, struct.pack(">HB", 2, 0) + decoder_config + _descriptor(0x06, b"\x02"))
+    )
+    mp4a = _box(
+        b"mp4a",
+        bytes(6),
+        struct.pack(">H", 1),  # data_reference_index
+        bytes(8),
+        struct.pack(">HHHH", 1, 16, 0, 0),  # channelcount, samplesize, pre_defined, reserved
+        struct.pack(">I", _AAC_RATE << 16),
+        esds,
+    )
+    stbl = _box(
+        b"stbl",
+        _full_box(b"stsd", 0, 0, struct.pack(">I", 1), mp4a),
+        _full_box(b"stts", 0, 0, struct.pack(">III", 1, frames, _AAC_FRAME)),
+        _full_box(b"stsc", 0, 0, struct.pack(">IIII", 1, 1, frames, 1)),
+        _full_box(b"stsz", 0, 0, struct.pack(">II", len(_AAC_SILENCE), frames)),  # every frame the same size
+        _chunk_offsets(chunk_offset),
+    )
+    minf = _box(
+        b"minf",
+        _full_box(b"smhd", 0, 0, bytes(4)),
+        _box(b"dinf", _full_box(b"dref", 0, 0, struct.pack(">I", 1), _full_box(b"url ", 0, 1))),
+        stbl,
+    )
+    mdia = _box(
+        b"mdia",
+        _full_box(b"mdhd", 0, 0, struct.pack(">IIIIHH", 0, 0, _AAC_RATE, duration, 0x55C4, 0)),
+        _full_box(b"hdlr", 0, 0, bytes(4), b"soun", bytes(12), b"SoundHandler\0"),
+        minf,
+    )
+    tkhd = _full_box(
+        b"tkhd",
+        0,
+        3,
+        struct.pack(">IIIII", 0, 0, 2, 0, round(duration * 1000 / _AAC_RATE)),
+        bytes(8),
+        struct.pack(">hhhH", 0, 1, 0x0100, 0),  # layer, alternate_group, volume 1.0, reserved
+        _MATRIX,
+        struct.pack(">II", 0, 0),
+    )
+    return _box(b"trak", tkhd, mdia)
 
 
 _FTYP = _box(b"ftyp", b"isom", struct.pack(">I", 0x200), b"isom", b"iso2", b"avc1", b"mp41")
 
 
-def make_mp4(width: int, height: int, duration_s: float, fps: int = 24, seed: int = 0) -> bytes:
+def make_mp4(
+    width: int,
+    height: int,
+    duration_s: float,
+    fps: int = 24,
+    seed: int = 0,
+    *,
+    caption: str | None = None,
+    sound: bool = False,
+    moov_last: bool = False,
+) -> bytes:
     """A playable H.264 MP4 of ``width`` x ``height`` pixels lasting ``round(duration_s * fps)``
     frames: a still vertical gradient whose colours depend on ``seed``. Deterministic.
 
-    Width and height must be even (4:2:0 cropping works in 2-pixel steps, 7.4.2.1.1); the moov
-    box comes before mdat, so a player can start while the file downloads.
+    With ``caption`` (even ""), every frame shows the caption's first words and its own number
+    (kling_provider.testing.overlay). ``sound`` adds a silent AAC track. Width and height must be
+    even (4:2:0 cropping works in 2-pixel steps, 7.4.2.1.1); the moov box comes before mdat, so a
+    player can start while the file downloads, unless ``moov_last``.
     """
+    head, _, tail = mp4_parts(width, height, duration_s, fps, seed, caption=caption, sound=sound, moov_last=moov_last)
+    return head + tail
+
+
+def mp4_parts(
+    width: int,
+    height: int,
+    duration_s: float,
+    fps: int = 24,
+    seed: int = 0,
+    *,
+    caption: str | None = None,
+    sound: bool = False,
+    moov_last: bool = False,
+    mdat_padding: int = 0,
+) -> tuple[bytes, int, bytes]:
+    """:func:`make_mp4` as ``(head, padding, tail)``: the file is ``head``, then ``padding`` zero
+    bytes (unreferenced, at the end of mdat), then ``tail``. A benchmark writes a 1 GiB video
+    this way without holding it: seek over the padding."""
     if not (isinstance(width, int) and isinstance(height, int)) or width < 2 or height < 2:
         raise ValueError(f"width and height must be integers >= 2, got {width!r}x{height!r}")
     if width % 2 or height % 2:
@@ -543,31 +795,55 @@ def make_mp4(width: int, height: int, duration_s: float, fps: int = 24, seed: in
         raise ValueError(f"fps must be an integer between 1 and 1000, got {fps!r}")
     if not math.isfinite(duration_s) or duration_s <= 0:
         raise ValueError(f"duration_s must be a positive number, got {duration_s!r}")
+    if mdat_padding < 0:
+        raise ValueError(f"mdat_padding must be >= 0, got {mdat_padding}")
     frames = max(1, round(duration_s * fps))
-    mbs_w, mbs_h = -(-width // 16), -(-height // 16)
     sps, pps = _sps(width, height, fps), _pps()
-
-    band_bits, _ = _bands(mbs_h, seed)
-    idr = _idr_slice(mbs_w, band_bits)
-    mbs = mbs_w * mbs_h
-    # 4-byte big-endian length prefixes (avcC lengthSizeMinusOne = 3); SPS and PPS live in avcC.
-    samples = [struct.pack(">I", len(idr)) + idr]
-    samples += [struct.pack(">I", len(p)) + p for p in (_p_slice(i, mbs) for i in range(1, frames))]
+    samples = _video_samples(width, height, frames, seed, caption)
     sizes = [len(s) for s in samples]
-    data = b"".join(samples)
+    video = b"".join(samples)
+    audio_frames = _audio_frames(frames / fps) if sound else 0
+    data = video + _AAC_SILENCE * audio_frames
 
     timescale, delta = fps * 512, 512  # as ffmpeg: plenty of ticks for edits, no rounding
-    if len(data) + 8 < 1 << 32:
-        mdat_header = struct.pack(">I4s", 8 + len(data), b"mdat")
+    payload = len(data) + mdat_padding
+    if payload + 8 < 1 << 32:
+        mdat_header = struct.pack(">I4s", 8 + payload, b"mdat")
     else:  # largesize (14496-12, 4.2)
-        mdat_header = struct.pack(">I4sQ", 1, b"mdat", 16 + len(data))
-    moov = _moov(width, height, timescale, delta, sizes, sps, pps, 0)
+        mdat_header = struct.pack(">I4sQ", 1, b"mdat", 16 + payload)
+
+    def moov_at(offset: int) -> bytes:
+        audio = (audio_frames, offset + len(video)) if sound else None
+        return _moov(width, height, timescale, delta, sizes, sps, pps, offset, audio)
+
+    if moov_last:
+        offset = len(_FTYP) + len(mdat_header)
+        return b"".join((_FTYP, mdat_header, data)), mdat_padding, moov_at(offset)
+    moov = moov_at(0)
     offset = len(_FTYP) + len(moov) + len(mdat_header)
-    moov = _moov(width, height, timescale, delta, sizes, sps, pps, offset)
+    moov = moov_at(offset)
     if len(_FTYP) + len(moov) + len(mdat_header) != offset:  # stco grew into co64
         offset = len(_FTYP) + len(moov) + len(mdat_header)
-        moov = _moov(width, height, timescale, delta, sizes, sps, pps, offset)
-    return b"".join((_FTYP, moov, mdat_header, data))
+        moov = moov_at(offset)
+    return b"".join((_FTYP, moov, mdat_header, data)), mdat_padding, b""
+
+
+def _video_samples(width: int, height: int, frames: int, seed: int, caption: str | None) -> list[bytes]:
+    """Each frame's NAL unit with its 4-byte length (avcC lengthSizeMinusOne = 3; SPS and PPS live in avcC)."""
+    mbs_w, mbs_h = -(-width // 16), -(-height // 16)
+    mbs = mbs_w * mbs_h
+    band_bits, colours = _bands(mbs_h, seed, 1 if caption is None else 4)
+    if caption is None:
+        pictures = [_idr_slice(mbs_w, band_bits)] + [_p_slice(i, mbs) for i in range(1, frames)]
+    else:
+        from kling_provider.testing.overlay import frame_text
+
+        writer = _TextWriter(width, height, [c[0] for c in colours])
+        shown = writer.layout.caption(caption) if writer.layout else ""
+        pictures = [_idr_slice(mbs_w, band_bits, {**writer.line(0, shown), **writer.line(1, frame_text(0))})]
+        for i in range(1, frames):
+            pictures.append(_p_slice(i, mbs, writer.line(1, frame_text(i), changed_from=frame_text(i - 1))))
+    return [struct.pack(">I", len(p)) + p for p in pictures]
 
 
 # ---------------------------------------------------------------------------------------------

@@ -74,6 +74,8 @@ class SimTask:
     #: Planned cancellation time, and how it shows (``cancelled``, or ``failed`` + request_cancelled).
     cancel_at: float | None = None
     cancel_as: Literal["cancelled", "failed"] = "cancelled"
+    #: How the result video will differ from the request (a ``bad_video`` fault), or None.
+    bad_video: str | None = None
 
     @property
     def starts_at(self) -> float:

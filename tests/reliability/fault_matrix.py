@@ -280,6 +280,25 @@ def _rows() -> Iterator[Row]:
                 "download": TASK_OUTCOME,
             },
         )
+    # The video itself is wrong: only its download can tell (the task completes as asked for).
+    only_the_video = NotApplicable("the delivered video itself: seen only when it is downloaded")
+    yield Row(
+        "video truncated (with a matching length)",
+        "bad_video",
+        _task_fault(kind="bad_video", bad_video="truncated"),
+        {
+            **dict.fromkeys(PHASES, only_the_video),
+            "download": Fails(
+                "KlingServerError", ("truncated MP4", "gave up after"), tasks=1, tries=RETRIES + 1, leftover="kept"
+            ),
+        },
+    )
+    yield Row(
+        "video differs from the request (a warning)",
+        "bad_video",
+        _task_fault(kind="bad_video", bad_video="wrong_duration"),
+        {**dict.fromkeys(PHASES, only_the_video), "download": SAVED},
+    )
     expired = Fails(AIRFLOW_FAIL, ("no longer serves the video", "24 hours"), tasks=1, leftover="unobtainable")
     yield Row(
         "expired result link",
