@@ -1,20 +1,11 @@
 """Async clients shared by every hook on one event loop.
 
-A triggerer runs a thousand Kling triggers on one loop. A client each would mean a thousand
-connection pools (and SSL contexts, ~100 KB and a few ms of CPU apiece) for requests that the
-rate limit spaces out anyway; one client per (loop, API host, timeout, transport) keeps one
-warm pool. Hooks take a reference when they first need the client and give it back in
-``aclose()``; the last one out closes it.
-
-Requests wait for a free connection here, in :func:`gate`, rather than inside the pool: httpcore
-re-scans every queued request against every connection whenever a request starts or ends, so a
-burst of a thousand polls queued in the pool costs O(queued^2 x connections) CPU (seconds, with
-the event loop stalled), while a semaphore costs O(1) per request.
-
-Connection lookups are shared the same way (:func:`shared_lookup`): hooks on one loop reuse a
-lookup of the same connection for :data:`SETTINGS_TTL` seconds. Each lookup is a secrets-backend
-call (in a triggerer, a round trip through its supervisor to the API server) plus a thread hop
-for synchronous backends: ~0.5 ms of CPU each, once per trigger without the cache.
+A triggerer runs a thousand Kling triggers on one loop: one client per (loop, API host, timeout,
+transport) keeps one warm pool for them all. Hooks take a reference when they first need the
+client and give it back in ``aclose()``; the last one out closes it. Requests wait for a free
+connection in :func:`gate`, not inside the pool, and connection lookups are shared for
+:data:`SETTINGS_TTL` seconds (:func:`shared_lookup`). The costs behind these choices:
+bench/README.md, "Figures behind the code".
 """
 
 from __future__ import annotations

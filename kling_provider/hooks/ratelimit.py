@@ -26,13 +26,12 @@ import collections
 import threading
 import time
 
-#: Fraction of the configured rate kept free for timing jitter (see the module docstring). Measured
-#: with bench/bench_ratelimit.py (1,000 triggers, 300/min, simulator enforcing 300 per sliding
-#: minute): 19 answers 429 without it, none with it.
+#: Fraction of the configured rate kept free for timing jitter (see the module docstring; the
+#: figures: bench/README.md, "Figures behind the code").
 HEADROOM = 0.02
 #: Seconds by which the oldest of the last ``rpm`` sends must be older than a minute.
 WINDOW_GUARD = 0.5
-#: Above this rate the per-send history is not kept (spacing alone, 6 ms apart or less).
+#: Above this rate the per-send history is not kept (spacing alone).
 _MAX_TRACKED_RPM = 10_000
 
 

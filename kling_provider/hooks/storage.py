@@ -34,12 +34,7 @@ if TYPE_CHECKING:
     from airflow.sdk import ObjectStoragePath
 
 _CHUNK = 1024 * 1024
-#: Part size for object stores, chosen for memory: the issue allows 64 MiB of RSS growth for a
-#: 1 GiB download. While a part goes up, s3fs holds it three times (fsspec's write buffer, the copy
-#: s3fs sends, aiohttp's copy of the body), on top of botocore's S3 model (~12 MiB, loaded on a
-#: process's first S3 call) and the allocator's slack. Bench #5 reads 48-57 MiB of growth with
-#: 8 MiB parts; 5 MiB (S3's minimum) saves ~10 MiB but is slower (more requests); s3fs's default
-#: 50 MiB grew RSS by 182 MiB. 8 MiB parts still allow 80 GB objects within S3's 10,000 parts.
+#: Part size for object stores, chosen for memory (figures: bench/README.md, "Figures behind the code").
 _PART_SIZE = 8 * 1024 * 1024
 #: Stores whose uncommitted writes (``open(..., autocommit=False)`` until ``commit()``) are proven
 #: invisible, by tests against a real S3 API. fsspec's base file class makes ``commit()`` and

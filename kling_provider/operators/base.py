@@ -20,6 +20,7 @@ Bill-once decisions, all in :meth:`_KlingOperatorBase.execute`:
 from __future__ import annotations
 
 import functools
+import inspect
 import json
 import math
 import numbers
@@ -69,7 +70,7 @@ _PRICE_INPUTS = frozenset({"model", "duration", "quality", "sound"})
 
 class _LazyRequestModel:
     """A request model class, imported on first use: importing the operators module (the API
-    server does, for the extra link) must not load pydantic and every model (~18 ms)."""
+    server does, for the extra link) must not load pydantic and every model (bench #4)."""
 
     def __init__(self, name: str) -> None:
         self.name = name
@@ -92,6 +93,43 @@ def show(value: Any) -> str:
     from kling_provider.models.errors import show as _show
 
     return _show(value)
+
+
+#: The arguments every Kling operator takes from :class:`_KlingOperatorBase` (``model`` is in each
+#: operator's own docstring, with its models), added to each operator's docstring by
+#: :func:`with_base_params`. The guides in docs/operators/ say more.
+BASE_PARAMS = """
+:param kling_conn_id: connection of type ``kling``: password = EvoLink API key, host = API base
+    URL, extra ``files_host`` (default ``"kling_default"``).
+:param callback_url: HTTPS URL EvoLink POSTs the final task to (public host, no credentials,
+    <= 2,048 characters; templated). A hint only: the operator still polls.
+:param max_credits: refuse to submit when the estimate is higher, or unknown (no published
+    price): fails at parse time for literal arguments, before any upload for templated ones.
+:param deferrable: wait in the triggerer (True) or on the worker (False). Default: deferrable
+    unless ``[kling] default_deferrable = False``; ``[operators] default_deferrable = True`` also
+    turns it on (:func:`kling_provider.operators.base.default_deferrable`).
+:param timeout: how long to wait for the generation, seconds or a timedelta (default 1 hour, at
+    most 365 days); then ``KlingTimeoutError``, and a retry re-attaches to the same EvoLink task.
+:param image_conn_id: connection for reading images given as object-storage paths (``s3://...``).
+:param poll_policy: ``PollPolicy`` settings to override, as a plain dict (e.g.
+    ``{"min_interval": 5}``); unknown keys fail at parse time; they reach the trigger too.
+:param http_retry_policy: ``RetryPolicy`` settings to override for each HTTP call, as a plain
+    dict (e.g. ``{"max_attempts": 8}``); a create call that may have been billed is never retried.
+
+Every argument of Airflow's ``BaseOperator`` (``task_id``, ``retries``, ``outlets``...) works as usual.
+"""
+
+
+def with_base_params(*blocks: str) -> Any:
+    """Class decorator: append ``:param:`` blocks (:data:`BASE_PARAMS`, a shared family's) to the
+    class docstring, so each operator documents the arguments it inherits, written once."""
+
+    def decorate(cls: type) -> type:
+        if cls.__doc__ is not None:  # None under python -OO
+            cls.__doc__ = "\n\n".join(inspect.cleandoc(text) for text in (cls.__doc__, *blocks))
+        return cls
+
+    return decorate
 
 
 def default_deferrable() -> bool:

@@ -32,13 +32,15 @@ class KlingBatchBudgetOperator(BaseOperator):
 
     :param rows: the list the Kling operator expands over: one mapping of operator arguments per
         item (``expand_kwargs`` rows), or an XComArg giving it (templated).
-    :param max_credits: / :param max_usd: the limit on the estimated total (at least one).
+    :param max_credits: the limit on the estimated total in credits (give this, ``max_usd``, or both).
+    :param max_usd: the limit on the estimated total in US dollars.
     :param defaults: the ``partial()`` arguments of the mapped operator that set the price
         (``model``, ``duration``, ``quality``, ``sound``); rows override them.
     :param label_field: a row key that names items in messages (e.g. ``"sku"``).
 
-    Returns the rows unchanged: expand over ``.output``. Items with no published price (4k,
-    turbo, o3) fail the check, as with ``max_credits``.
+    :returns: the rows unchanged (the XCom): expand over ``.output``.
+
+    Items with no published price (4k, turbo, o3) fail the check, as with ``max_credits``.
     """
 
     template_fields: Sequence[str] = ("rows",)

@@ -10,7 +10,8 @@
         output_conn_id="aws_default",
     )
 
-Each returns a small dict (XCom) for downstream tasks; see :meth:`_VideoOperator.build_result`.
+Each returns a small dict (XCom) for downstream tasks; each class docstring lists its keys and
+documents every argument, the shared ones too (:data:`VIDEO_PARAMS`, :data:`.BASE_PARAMS`).
 """
 
 from __future__ import annotations
@@ -25,10 +26,12 @@ from airflow.sdk import BaseOperatorLink
 
 from kling_provider.operators.base import (
     _PLACEHOLDER_URL,
+    BASE_PARAMS,
     LINK_LIFETIME,
     VIDEO_URL_XCOM_KEY,
     _KlingOperatorBase,
     lazy_request_model,
+    with_base_params,
 )
 from kling_provider.operators.lineage_facts import LineageSubject, flatten
 
@@ -42,6 +45,43 @@ if TYPE_CHECKING:
 #: Asset alias the video operators report saved videos under, unless told otherwise:
 #: ``schedule=[AssetAlias("kling-videos")]`` runs a DAG on every new video.
 DEFAULT_ASSET_ALIAS = "kling-videos"
+
+
+#: The arguments text- and image-to-video share (:class:`_VideoOperator`), and what they return;
+#: added to their docstrings by :func:`.with_base_params`.
+VIDEO_PARAMS = """
+:param negative_prompt: what to avoid, <= 2,500 characters (templated); v3 (not turbo, not o3) only.
+:param duration: seconds, an integer from 3 to 15 (default 5); billed per second (3 s minimum).
+:param quality: ``"720p"`` (default), ``"1080p"`` or ``"4k"`` (4k has no published price; turbo has none).
+:param sound: generate audio too (default False); costs more per second; not on turbo.
+:param multi_shot: several shots in one video; None: on when ``shots`` or ``shot_type`` is given.
+:param shot_type: ``"customize"`` (your ``shots``) or ``"intelligence"`` (Kling plans them; v3
+    only); needs ``multi_shot``. None with ``shots`` means ``"customize"``.
+:param shots: customised shots, 1 to 6 ``{"prompt": str <= 512 chars, "duration": int}``,
+    durations adding up to ``duration`` (templated); implies ``multi_shot=True``. turbo gets them
+    written into its prompt (``镜头 n, m, words;``).
+:param watermark: True/False asks EvoLink for / against a watermark; None leaves EvoLink's
+    default. Not on turbo.
+:param output_uri: where to save the MP4: a local path, ``file://``, or an object-storage URI
+    (``s3://bucket/key.mp4``) (templated); written atomically, then checked against the request
+    (duration, quality, orientation, sound; docs/review.md). Without it the video is only at
+    EvoLink's link, which expires after 24 hours.
+:param output_conn_id: connection for ``output_uri`` on object storage (e.g. ``aws_default``; templated).
+:param asset_alias: with ``output_uri``, the saved file is reported as an Asset event under this
+    ``AssetAlias`` (default ``"kling-videos"``); None turns it off.
+:param on_mismatch: when the saved video differs from the request: ``"warn"`` (default) logs
+    what differs and the EvoLink task id; ``"fail"`` fails the task without retrying (the video
+    was paid for: a retry would only fetch it again).
+:param poster: also save a poster frame (JPEG) beside the video (``teaser.mp4`` ->
+    ``teaser.poster.jpg``); needs ``output_uri`` and the ``review`` extra (PyAV, Pillow).
+:param poster_at: with ``poster=True``, the frame's time in seconds; None takes the middle.
+:returns: (the XCom) a dict: ``id`` (the EvoLink task id), ``model``, ``status``
+    (``"completed"``), ``video_url`` (EvoLink's link) and ``expires_at`` (ISO time it stops
+    working), ``output_uri`` (where the video was saved, or None), ``duration``, ``quality``,
+    ``sound``, ``credits_reserved`` (what EvoLink reserved), ``estimated_credits`` and
+    ``estimated_usd`` (this provider's estimate; None when unknown), ``video`` (with ``output_uri``:
+    the saved file's own metadata, ``matches_request`` and ``mismatches``) and ``poster_uri`` (with ``poster``).
+"""
 
 
 class KlingVideoLink(BaseOperatorLink):
@@ -267,29 +307,18 @@ class _VideoOperator(_KlingOperatorBase):
         }
 
 
+@with_base_params(VIDEO_PARAMS, BASE_PARAMS)
 class KlingTextToVideoOperator(_VideoOperator):
-    """Generate a video from a prompt.
+    """Generate a video from a prompt (docs/operators/text_to_video.md).
 
-    :param model: ``kling-v3-text-to-video`` (default), ``kling-v3-turbo-text-to-video`` or
-        ``kling-o3-text-to-video``; each model's own rules are checked (docs/operators/text_to_video.md).
-    :param prompt: what to show (<= 2,500 characters; templated). Not used with customised shots.
-    :param aspect_ratio: ``"16:9"``, ``"9:16"`` or ``"1:1"``.
-    :param shots: customised multi-shot: ``[{"prompt": ..., "duration": 3}, ...]`` (1 to 6,
-        durations adding up to ``duration``); implies ``multi_shot=True, shot_type="customize"``.
-        turbo gets them written into its prompt (``镜头 n, m, words;``).
-    :param elements: element ids for ``<<<element_N>>>`` (o3 only, up to 7).
-    :param output_uri: where to save the MP4: local path or ``s3://``/``gs://``/... (templated).
-        The saved video is checked against the request (duration, quality, orientation, sound;
-        docs/review.md): the XCom gains ``video``; a mismatch is a warning naming the task id.
-    :param on_mismatch: ``"warn"`` (default) or ``"fail"``: fail without retrying (it was paid for).
-    :param poster: save a poster frame (JPEG) beside the video, ``poster_uri`` in the XCom;
-        needs the ``review`` extra (PyAV, Pillow). :param poster_at: its time in seconds
-        (default: the middle).
-    :param max_credits: refuse to submit when the estimate is higher.
-    :param deferrable: wait in the triggerer (default: ``[operators] default_deferrable``).
-    :param timeout: how long to wait for the generation (seconds or timedelta).
-    :param poll_policy: / :param http_retry_policy: ``PollPolicy`` / ``RetryPolicy`` settings to
-        override, as plain dicts (e.g. ``{"max_attempts": 8}``); they reach the trigger too.
+    :param model: ``"kling-v3-text-to-video"`` (used when left out), ``"kling-v3-turbo-text-to-video"``
+        or ``"kling-o3-text-to-video"``; each model's own rules are checked.
+    :param prompt: what to show, <= 2,500 characters (templated). Required unless ``shots`` are
+        given: with customised shots leave it out, the shots carry the text.
+    :param aspect_ratio: ``"16:9"``, ``"9:16"`` or ``"1:1"``; None leaves EvoLink's default.
+    :param elements: ``kling-o3-text-to-video`` only: up to 7 element ids (from
+        :class:`KlingCreateElementOperator`), referred to in prompts as ``<<<element_1>>>``...
+        (templated).
     """
 
     request_class = lazy_request_model("TextToVideoRequest")
@@ -302,24 +331,29 @@ class KlingTextToVideoOperator(_VideoOperator):
         return {**super().request_arguments(), "aspect_ratio": self.aspect_ratio}
 
 
+@with_base_params(VIDEO_PARAMS, BASE_PARAMS)
 class KlingImageToVideoOperator(_VideoOperator):
-    """Animate an image, optionally towards an end frame.
+    """Animate an image, optionally towards an end frame (docs/operators/image_to_video.md).
 
-    :param model: ``kling-v3-image-to-video`` (default), ``kling-v3-turbo-image-to-video`` or
-        ``kling-o3-image-to-video``; each model's own rules are checked (docs/operators/image_to_video.md).
-    :param image_start: first frame: an https URL, a local path, or an object-storage
-        path/URI (``s3://...``, read with ``image_conn_id``). Non-URLs are checked (JPG/PNG,
-        <= 10 MB, >= 300 px, aspect 1:2.5..2.5:1) and uploaded through EvoLink's file API.
+    :param model: ``"kling-v3-image-to-video"`` (used when left out),
+        ``"kling-v3-turbo-image-to-video"`` or ``"kling-o3-image-to-video"``; each model's own
+        rules are checked.
+    :param image_start: first frame: an https URL, a local path, or an object-storage path/URI
+        (``s3://...``, read with ``image_conn_id``); templated. Non-URLs are checked (JPG/PNG,
+        <= 10 MB, >= 300 px, aspect 1:2.5 to 2.5:1) and uploaded through EvoLink's file API.
         Required except on v3 with ``image_end`` and on o3 with ``image_urls``.
     :param image_end: last frame, same forms; may stand alone on v3 (the product page says so,
         its OpenAPI document does not), needs ``image_start`` on o3, not on turbo.
-    :param image_urls: o3's reference images (``<<<image_N>>>`` in prompts), same forms.
-    :param aspect_ratio: o3, and v3 as its product page documents; turbo follows the first frame.
+    :param image_urls: ``kling-o3-image-to-video`` only: reference images, same forms, referred to
+        in prompts as ``<<<image_N>>>``.
+    :param aspect_ratio: ``"16:9"``, ``"9:16"`` or ``"1:1"``: o3, and v3 as its product page
+        documents; left out, the video follows the frame (and its orientation is not checked).
+        Not on turbo.
+    :param prompt: what to show, <= 2,500 characters (templated); optional on v3 and turbo,
+        required on o3.
     :param elements: element ids (from :class:`KlingCreateElementOperator`), referred to in
-        prompts as ``<<<element_1>>>``...: o3 up to 7 with its images, 3 with image_start; v3 up to 3; turbo none.
-
-    ``output_uri``, ``on_mismatch``, ``poster`` and ``poster_at`` as for :class:`KlingTextToVideoOperator`
-    (without ``aspect_ratio`` the orientation follows the image and is not checked).
+        prompts as ``<<<element_1>>>``... (templated): o3 up to 7 with its images (3 with
+        ``image_start``), v3 up to 3, turbo none.
     """
 
     request_class = lazy_request_model("ImageToVideoRequest")
@@ -363,11 +397,27 @@ class KlingImageToVideoOperator(_VideoOperator):
         return replace(super().lineage_subject(), inputs=inputs)
 
 
+@with_base_params(BASE_PARAMS)
 class KlingCreateElementOperator(_KlingOperatorBase):
-    """Create a reusable element (a character or object) with ``kling-custom-element``.
+    """Create a reusable element (a character or object) with ``kling-custom-element``
+    (docs/operators/create_element.md).
 
-    Returns ``{"element_id": ..., "id": <task id>, ...}``: pass ``element_id`` to
-    :class:`KlingImageToVideoOperator` ``elements=`` downstream.
+    Give either ``frontal_image`` and 1 to 3 ``refer_images``, or one ``refer_video``.
+
+    :param element_name: the element's name, 1 to 20 characters (templated).
+    :param element_description: its description, 1 to 100 characters (templated).
+    :param frontal_image: the front view: an https URL, a local path, or an object-storage
+        path/URI (templated); non-URLs are checked and uploaded as for
+        :class:`KlingImageToVideoOperator`.
+    :param refer_images: 1 to 3 more views, same forms (templated).
+    :param refer_video: one reference video URL, instead of images (templated).
+    :param element_voice_id: a voice id for a video-referenced element (``video_refer`` only).
+    :param reference_type: ``"image_refer"`` or ``"video_refer"``; None infers it from the
+        material given.
+    :param model: ``"kling-custom-element"``, the only model accepted (used when left out).
+    :returns: (the XCom) a dict: ``element_id`` (pass it to :class:`KlingImageToVideoOperator`
+        ``elements=`` downstream), ``id`` (the EvoLink task id), ``model``, ``status``,
+        ``element_name``, ``credits_reserved`` (what EvoLink reserved).
     """
 
     request_class = lazy_request_model("CustomElementRequest")

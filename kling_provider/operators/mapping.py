@@ -1,6 +1,6 @@
 """Mapped Kling operators are checked when the DAG file is parsed, like plain ones.
 
-``KlingTextToVideoOperator.partial(duration=20).expand(prompt=...)`` used to parse silently and
+Without this, ``KlingTextToVideoOperator.partial(duration=20).expand(prompt=...)`` would parse and
 fail in every mapped index. The operators' ``partial()`` returns :class:`KlingOperatorPartial`,
 whose ``expand()`` / ``expand_kwargs()`` first build the operator once the way Airflow itself
 unmaps it at run time (``_airflow_from_mapped=True``: nothing is added to the DAG), with the

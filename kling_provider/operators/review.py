@@ -82,6 +82,11 @@ class KlingReviewOperator(_ReviewBase):
     :param fields: more form fields (name -> ``Param``) besides ``note``; their answers are in
         the HITL answer, not in this operator's XCom.
 
+    :returns: (the XCom, once answered) a dict: ``decision`` (``"publish"`` or ``"reject"``),
+        ``option`` (the option picked), ``variant`` (its 1-based number, or None), ``chosen``
+        (that variant's result, or None), ``note``, ``responded_by``, ``responded_at``; then it
+        branches to ``publish_task_id`` or ``reject_task_id``.
+
     Other arguments (``response_timeout``, ``assigned_users``, ``notifiers``...) are
     the HITL operator's. Needs Airflow 3.1+; on older Airflow building it raises at once.
     """
