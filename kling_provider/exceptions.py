@@ -89,6 +89,15 @@ class KlingAuthenticationError(KlingError):
     """401: the API key is missing, wrong or expired."""
 
 
+class KlingConnectionNotFoundError(KlingError):
+    """The Airflow connection named by ``kling_conn_id`` does not exist; the message says how to
+    create one."""
+
+    def __init__(self, message: str, *, conn_id: str, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.conn_id = conn_id
+
+
 class KlingInsufficientCreditsError(KlingError):
     """402: the account has too few credits; top up before retrying."""
 

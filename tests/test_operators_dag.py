@@ -79,7 +79,9 @@ def test_text_to_video_saves_a_real_video_once(kling_connection: Any, tmp_path: 
     info = mp4_info(target)
     assert (info.width, info.height) == (720, 1280) and info.duration_s == pytest.approx(4, abs=0.05)
     assert posts(kling_connection.sim) == 1
-    assert [p.name for p in target.parent.iterdir()] == [target.name], "no part files left behind"
+    assert sorted(p.name for p in target.parent.iterdir()) == [target.name, target.name + ".kling.json"], (
+        "the video and its sidecar, no part files left behind"
+    )
 
 
 def test_rendered_values_are_validated_before_anything_is_sent(kling_connection: Any) -> None:

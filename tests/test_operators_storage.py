@@ -244,10 +244,15 @@ def test_s3_output_is_saved_through_object_storage(kling_connection: Any, s3_buc
     assert len(body) == len(expected) and body == expected
     assert body[4:8] == b"ftyp"
     # The final key was written exactly once, whole, and nothing else ever was (no part objects):
-    # one multipart upload straight to the key, completed after the checks.
-    (version,) = s3_bucket.versions()
-    assert version["Key"] == key and version["Size"] == len(expected)
-    assert [op for op, _ in s3_bucket.writes()] == ["CreateMultipartUpload", "UploadPart", "CompleteMultipartUpload"]
+    # one multipart upload straight to the key, completed after the checks; then its sidecar.
+    (version,) = s3_bucket.versions(key)
+    assert version["Size"] == len(expected)
+    assert s3_bucket.writes() == [
+        ("CreateMultipartUpload", key),
+        ("UploadPart", key),
+        ("CompleteMultipartUpload", key),
+        ("PutObject", key + ".kling.json"),
+    ]
     assert s3_bucket.uploads() == []
     assert posts(kling_connection.sim) == 1
     # The extra link still opens the generated video, not the saved copy.
@@ -263,9 +268,9 @@ def test_interrupted_download_still_ends_with_a_complete_object(kling_connection
     expected = served_video(kling_connection.sim)
     assert s3_bucket.read(key) == expected
     assert kling_connection.sim.count(phase="download") == 2
-    assert s3_bucket.keys() == [key]
-    (version,) = s3_bucket.versions()
-    assert version["Key"] == key and version["Size"] == len(expected)
+    assert s3_bucket.keys() == [key, key + ".kling.json"]
+    (version,) = s3_bucket.versions(key)
+    assert version["Size"] == len(expected)
     assert s3_bucket.uploads() == []
     assert posts(kling_connection.sim) == 1
 
@@ -430,7 +435,7 @@ def test_file_uri_output(kling_connection: Any, tmp_path: Path) -> None:
     assert run.xcom()["output_uri"] == target.as_uri()
     assert target.read_bytes() == served_video(kling_connection.sim)
     assert mp4_info(target).frame_count > 0
-    assert [p.name for p in target.parent.iterdir()] == ["v.mp4"]
+    assert sorted(p.name for p in target.parent.iterdir()) == ["v.mp4", "v.mp4.kling.json"]
     assert posts(kling_connection.sim) == 1
     assert [uri for uri, _ in asset_events(run)] == [target.as_uri()]
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from kling_provider.exceptions import KlingAuthenticationError, KlingValidationError
+from kling_provider.exceptions import KlingAuthenticationError, KlingConnectionNotFoundError, KlingValidationError
 
 DEFAULT_API_HOST = "https://api.evolink.ai"
 DEFAULT_FILES_HOST = "https://files-api.evolink.ai"
@@ -67,19 +67,29 @@ class KlingConnectionSettings:
         api_key = (getattr(conn, "password", None) or "").strip()
         if not api_key:
             raise KlingAuthenticationError(
-                f"Connection {conn_id!r} has no API key: put the EvoLink key in the connection's password field."
+                f"Connection {conn_id!r} has no API key: put the EvoLink key in the password field of "
+                f"connection {conn_id!r}."
             )
-        extra = _extra_dict(conn)
-        port = getattr(conn, "port", None)
-        api_base = _normalise_base_url(getattr(conn, "host", None) or DEFAULT_API_HOST, field_name="host", port=port)
-        files_base = _normalise_base_url(str(extra.get("files_host") or DEFAULT_FILES_HOST), field_name="files_host")
+        try:
+            extra = _extra_dict(conn)
+            port = getattr(conn, "port", None)
+            api_base = _normalise_base_url(
+                getattr(conn, "host", None) or DEFAULT_API_HOST, field_name="host", port=port
+            )
+            files_base = _normalise_base_url(
+                str(extra.get("files_host") or DEFAULT_FILES_HOST), field_name="files_host"
+            )
+            rate_limit_rpm = _positive_float(extra, "rate_limit_rpm", DEFAULT_RATE_LIMIT_RPM)
+            timeout = _positive_float(extra, "timeout", 30.0)
+        except KlingValidationError as err:  # name the connection the setting is in
+            raise KlingValidationError(f"connection {conn_id!r}: {err.message}", param=err.param) from None
         return cls(
             conn_id=conn_id,
             api_base_url=api_base,
             files_base_url=files_base,
             api_key=api_key,
-            rate_limit_rpm=_positive_float(extra, "rate_limit_rpm", DEFAULT_RATE_LIMIT_RPM),
-            timeout=_positive_float(extra, "timeout", 30.0),
+            rate_limit_rpm=rate_limit_rpm,
+            timeout=timeout,
         )
 
     @property
@@ -88,6 +98,36 @@ class KlingConnectionSettings:
         import hashlib
 
         return (self.api_base_url, hashlib.sha256(self.api_key.encode()).hexdigest()[:16])
+
+
+def connection_not_found(conn_id: str) -> KlingConnectionNotFoundError:
+    """The error for a ``kling_conn_id`` that names no connection: how to create one."""
+    env_var = f"AIRFLOW_CONN_{conn_id.upper()}"
+    example = json.dumps({"conn_type": "kling", "password": "<your EvoLink API key>"})
+    return KlingConnectionNotFoundError(
+        f"Connection {conn_id!r} (kling_conn_id) is not defined. Create it with your EvoLink API key as its "
+        f"password: as an environment variable of the workers and triggerers, {env_var}='{example}'; or in "
+        "the Airflow UI under Admin > Connections > Add Connection, Connection Type 'Kling video (EvoLink)', "
+        f"Connection Id {conn_id!r}, the key in 'API key'; or with "
+        f"`airflow connections add {conn_id} --conn-type kling --conn-password <key>`. "
+        "Or set kling_conn_id to a connection that exists.",
+        conn_id=conn_id,
+    )
+
+
+def not_found_errors() -> tuple[type[BaseException], ...]:
+    """The exceptions Airflow raises for a connection id it does not know (they moved in 3.1)."""
+    found: list[type[BaseException]] = []
+    try:
+        from airflow.sdk.exceptions import AirflowNotFoundException as sdk_not_found
+
+        found.append(sdk_not_found)
+    except ImportError:  # pragma: no cover - Airflow 3.0
+        pass
+    from airflow.exceptions import AirflowNotFoundException
+
+    found.append(AirflowNotFoundException)
+    return tuple(found)
 
 
 def _extra_dict(conn: Any) -> dict[str, Any]:

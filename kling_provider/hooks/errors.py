@@ -40,11 +40,12 @@ _BY_STATUS: dict[int, type[KlingError]] = {
     429: KlingRateLimitError,
 }
 
+#: What to do about each error; ``{conn}`` becomes "connection 'kling_default'" (never the key).
 _ADVICE: dict[type[KlingError], str] = {
-    KlingAuthenticationError: "check the API key in the connection's password field",
-    KlingInsufficientCreditsError: "top up the EvoLink account, then clear the task to retry",
-    KlingPermissionError: "this key may not use this model; check its model access in the EvoLink console",
-    KlingRateLimitError: "lower the connection's rate_limit_rpm or the pool size",
+    KlingAuthenticationError: "check the API key in the password field of {conn}",
+    KlingInsufficientCreditsError: "top up the EvoLink account of the API key in {conn}, then clear the task to retry",
+    KlingPermissionError: "the API key in {conn} may not use this model; check its model access in the EvoLink console",
+    KlingRateLimitError: "lower rate_limit_rpm in the extra of {conn}, or the pool size",
     KlingServerError: "EvoLink or a proxy in front of it failed; a later retry may succeed",
 }
 
@@ -123,8 +124,11 @@ def body_snippet(response: httpx.Response) -> str:
     return text[:_MAX_SNIPPET] + ("..." if len(text) > _MAX_SNIPPET else "")
 
 
-def error_from_response(response: httpx.Response, *, what: str, status: int | None = None) -> KlingError:
-    """The typed error for a non-success answer; ``what`` names the call for the message.
+def error_from_response(
+    response: httpx.Response, *, what: str, status: int | None = None, conn_id: str | None = None
+) -> KlingError:
+    """The typed error for a non-success answer; ``what`` names the call for the message and
+    ``conn_id`` the Airflow connection whose key was used (in the advice).
 
     ``status`` is the status the answer stands for when it is not the HTTP one (a refusal sent
     with HTTP 200, see :func:`refusal_status`): it picks the class and ``status_code``, while the
@@ -144,7 +148,7 @@ def error_from_response(response: httpx.Response, *, what: str, status: int | No
         message += f"; field: {api_error.param}"
     advice = _ADVICE.get(cls)
     if advice:
-        message += f"; {advice}"
+        message += "; " + advice.format(conn=f"connection {conn_id!r}" if conn_id else "the connection")
     kwargs: dict[str, Any] = {
         "status_code": status,
         "code": api_error.code if api_error else None,

@@ -33,7 +33,7 @@ from kling_provider.exceptions import (
     KlingValidationError,
 )
 from kling_provider.hooks import clients
-from kling_provider.hooks.connection import KlingConnectionSettings
+from kling_provider.hooks.connection import KlingConnectionSettings, connection_not_found, not_found_errors
 from kling_provider.hooks.plans import (
     Fetch,
     SavedVideo,
@@ -160,7 +160,11 @@ class KlingHook(BaseHook):
     def settings(self) -> KlingConnectionSettings:
         """Connection settings, looked up once (synchronously: not for use inside a trigger)."""
         if self._settings is None:
-            self._settings = self._remember(self.get_connection(self.kling_conn_id))
+            try:
+                conn = self.get_connection(self.kling_conn_id)
+            except not_found_errors():
+                raise connection_not_found(self.kling_conn_id) from None
+            self._settings = self._remember(conn)
         return self._settings
 
     async def asettings(self) -> KlingConnectionSettings:
@@ -175,10 +179,13 @@ class KlingHook(BaseHook):
 
     async def _alookup(self) -> KlingConnectionSettings:
         aget = getattr(BaseHook, "aget_connection", None)
-        if aget is not None:
-            conn = await aget(self.kling_conn_id)
-        else:  # Airflow < 3.1 has no async lookup: keep the blocking call off the loop.
-            conn = await asyncio.to_thread(self.get_connection, self.kling_conn_id)
+        try:
+            if aget is not None:
+                conn = await aget(self.kling_conn_id)
+            else:  # Airflow < 3.1 has no async lookup: keep the blocking call off the loop.
+                conn = await asyncio.to_thread(self.get_connection, self.kling_conn_id)
+        except not_found_errors():
+            raise connection_not_found(self.kling_conn_id) from None
         return self._remember(conn)
 
     @staticmethod
@@ -309,6 +316,7 @@ class KlingHook(BaseHook):
                     what=f"upload of {field}",
                     parse=_parse_upload,
                     log=self.log,
+                    conn_id=self.kling_conn_id,
                 )
             )
         except KlingValidationError as err:
@@ -331,6 +339,20 @@ class KlingHook(BaseHook):
 
         data, _, size = _read_image(source, conn_id, field)
         validate_image(io.BytesIO(data), size, field)
+
+    def image_digest(
+        self,
+        source: bytes | str | os.PathLike[str] | ObjectStoragePath,
+        *,
+        field: str = "image",
+        conn_id: str | None = None,
+    ) -> str:
+        """``sha256:<hex>:<size>`` of an image's content: what a re-run compares, since the URL an
+        upload returns is new every time. Reads what :meth:`upload_image` would read."""
+        import hashlib
+
+        data, _, size = _read_image(source, conn_id, field)
+        return f"sha256:{hashlib.sha256(data).hexdigest()}:{size}"
 
     def download(
         self,
@@ -418,6 +440,7 @@ class KlingHook(BaseHook):
             parse=_parse_task,
             log=self.log,
             on_unknown=unknown,
+            conn_id=settings.conn_id,
         )
 
     def _get_task_plan(self, task_id: str, settings: KlingConnectionSettings) -> Generator[Step, Any, Task]:
@@ -430,6 +453,7 @@ class KlingHook(BaseHook):
             what=f"querying task {task_id}",
             parse=_parse_task,
             log=self.log,
+            conn_id=settings.conn_id,
         )
 
     # -- drivers ----------------------------------------------------------------------------

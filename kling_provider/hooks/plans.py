@@ -108,13 +108,16 @@ def call_plan(
     parse: Callable[[httpx.Response], T],
     log: Any,
     on_unknown: Callable[[str], KlingError] | None = None,
+    conn_id: str | None = None,
 ) -> Generator[Step, Any, T]:
-    """Send, decide, maybe sleep and send again: the whole retry policy for one API call."""
+    """Send, decide, maybe sleep and send again: the whole retry policy for one API call.
+
+    ``conn_id`` names the connection in the advice of key and account errors."""
     attempt = 0
     while True:
         attempt += 1
         outcome = yield send
-        verdict = _judge(kind, outcome, attempt, policy, what, parse)
+        verdict = _judge(kind, outcome, attempt, policy, what, parse, conn_id)
         match verdict:
             case _Parsed(value=value):
                 return value
@@ -142,11 +145,12 @@ def _judge(
     policy: RetryPolicy,
     what: str,
     parse: Callable[[httpx.Response], T],
+    conn_id: str | None = None,
 ) -> _Parsed[T] | Retry | Fail | Unknown:
     """The retry rules' decision, with an accepted answer parsed (or found unreadable)."""
     if isinstance(outcome, httpx.TransportError):
         return decide_on_error(kind, outcome, attempt, policy)
-    decision = decide_on_response(kind, outcome, attempt, policy, what=what)
+    decision = decide_on_response(kind, outcome, attempt, policy, what=what, conn_id=conn_id)
     match decision:
         case Accept():
             try:

@@ -102,9 +102,16 @@ def decide_on_error(kind: CallKind, error: httpx.TransportError, attempt: int, p
 
 
 def decide_on_response(
-    kind: CallKind, response: httpx.Response, attempt: int, policy: RetryPolicy, *, what: str
+    kind: CallKind,
+    response: httpx.Response,
+    attempt: int,
+    policy: RetryPolicy,
+    *,
+    what: str,
+    conn_id: str | None = None,
 ) -> Decision:
-    """A request that got an HTTP answer (its body already read).
+    """A request that got an HTTP answer (its body already read); ``conn_id`` names the
+    connection in the advice of key and account errors.
 
     A 2xx carrying the file API's failure envelope is judged as the status its code names.
     """
@@ -114,7 +121,7 @@ def decide_on_response(
         if refused is None:
             return Accept()
         status = refused
-    error = error_from_response(response, what=what, status=status)
+    error = error_from_response(response, what=what, status=status, conn_id=conn_id)
     vendor_body = parse_api_error(response) is not None
     if kind is CallKind.SUBMIT:
         if status in (429, 503) and vendor_body:

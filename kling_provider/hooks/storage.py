@@ -280,6 +280,77 @@ def write_file_atomically(destination: Any, data: bytes, check: ContentCheck, co
     return str(destination_uri(target))
 
 
+def write_small_file(destination: Any, data: bytes) -> None:
+    """Replace a small file (a sidecar) whole: a reader finds the old content or the new, never part.
+
+    Local disks: a hidden sibling, fsynced, then ``os.replace``. S3: one ``PutObject`` (all or
+    nothing). Other object stores: a hidden part object, then a rename.
+    """
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    if _stages_in_place(destination):
+        destination.fs.pipe_file(destination.path, data)
+        return
+    part = destination.with_name(f".{destination.name}.part-{uuid.uuid4().hex[:12]}")
+    try:
+        if _is_local(destination):
+            with part.open("wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(part, destination)
+            _fsync_dir(destination.parent)
+        else:
+            part.write_bytes(data)
+            part.rename(destination)
+    except BaseException:
+        with contextlib.suppress(Exception):
+            part.unlink()
+        raise
+
+
+def read_small_file(path: Any, limit: int) -> bytes | None:
+    """The whole file if it exists and holds at most ``limit`` bytes; else None."""
+    _forget_cached_listing(path)
+    try:
+        with path.open("rb") as handle:
+            data = handle.read(limit + 1)
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+        return None
+    return bytes(data) if len(data) <= limit else None
+
+
+def file_size(path: Any) -> int | None:
+    """The size of a file, or None when there is none (a directory is not a file)."""
+    try:
+        if _is_local(path):
+            return path.stat().st_size if path.is_file() else None
+        _forget_cached_listing(path)
+        info = path.fs.info(path.path)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    return int(info["size"]) if info.get("type") == "file" and info.get("size") is not None else None
+
+
+def read_head(path: Any, size: int = 16) -> bytes:
+    """The first bytes of a file (an MP4 header check)."""
+    with path.open("rb") as handle:
+        return bytes(handle.read(size))
+
+
+def _forget_cached_listing(path: Any) -> None:
+    """fsspec stores cache directory listings per process: another process (or this one, through
+    another filesystem object) may have written since."""
+    if not _is_local(path):
+        with contextlib.suppress(Exception):
+            path.fs.invalidate_cache(path.path)
+
+
+def remove_file(path: Any) -> None:
+    """Delete a file if it is there."""
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
+
+
 def _unlocked(part: Path) -> bool:
     """No live writer holds this local part file's lock (see :meth:`VerifiedWriter._hold_part`)."""
     fd = os.open(part, os.O_RDONLY)

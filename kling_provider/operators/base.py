@@ -56,6 +56,7 @@ if TYPE_CHECKING:
 
     from kling_provider.hooks.kling import KlingHook
     from kling_provider.models import KlingRequest, Task
+    from kling_provider.operators.state import RemoteTask
     from kling_provider.pricing import CostEstimate
 
 #: Result links live 24 hours after completion (EvoLink docs).
@@ -174,6 +175,12 @@ class _KlingOperatorBase(BaseOperator):
 
     #: What the OpenLineage methods report, remembered as this try runs (None before a task is known).
     _lineage: LineageFacts | None = None
+    #: What the "Kling video" link shows, decided when this try ends with a result ("" until then).
+    _video_link: str = ""
+    #: The fingerprint of the request the EvoLink task was made from (re-run detection).
+    _fingerprint: str | None = None
+    #: When the EvoLink task was submitted (unix seconds), for the closing log line.
+    _submitted_at: float | None = None
 
     def __init__(
         self,
@@ -221,6 +228,26 @@ class _KlingOperatorBase(BaseOperator):
 
     def build_result(self, task: Task, saved_uri: str | None, estimate: CostEstimate) -> dict[str, Any]:
         raise NotImplementedError
+
+    def reuse_saved(
+        self, context: Context, hook: KlingHook, kwargs: dict[str, Any], request: KlingRequest, prior: RemoteTask | None
+    ) -> dict[str, Any] | None:
+        """A result already saved from this same request, to return instead of submitting; or None.
+
+        May raise to refuse running at all (``if_exists="fail"``). Sets ``self._fingerprint``.
+        """
+        return None
+
+    def remember_output(self, context: Context, task: Task, result: dict[str, Any]) -> None:
+        """Record what was saved, once the result is known (the video operators' sidecar)."""
+
+    def link_for(self, result: Mapping[str, Any]) -> str:
+        """What the "Kling video" link shows for this result ("" for none)."""
+        return ""
+
+    def outcome(self, result: Mapping[str, Any]) -> str:
+        """Where the result went, for the closing log line."""
+        return f"result {result.get('id')}"
 
     # -- validation ---------------------------------------------------------------------------
 
@@ -335,9 +362,18 @@ class _KlingOperatorBase(BaseOperator):
         hook = self.get_hook()
         store = state_store_for(context)
         prior = store.load()
+        reused = self.reuse_saved(context, hook, kwargs, request, prior)
+        if reused is not None:
+            hook.close()
+            if prior is not None:
+                store.clear()
+            self._publish_link(context, reused)
+            return reused
         task = self._resume(hook, prior)
         if task is not None:
             self._lineage = LineageFacts.of(task, estimate)
+            if prior is not None and prior.fingerprint:
+                self._fingerprint = prior.fingerprint  # the request that task was made from
         submitted_at = prior.submitted_at if task is not None and prior is not None else time.time()
         if task is None:
             kwargs = self._upload_images(hook, kwargs)
@@ -345,13 +381,14 @@ class _KlingOperatorBase(BaseOperator):
             submitted_at = time.time()
             task = self._submit(hook, request)
             self._lineage = LineageFacts.of(task, estimate)
-            store.save(RemoteTask(task.id, submitted_at, request.model))
+            store.save(RemoteTask(task.id, submitted_at, request.model, self._fingerprint))
             self.log.info(
                 "Submitted EvoLink task %s (%s credits reserved, about %s s to go)",
                 task.id,
                 task.usage.credits_reserved if task.usage else "?",
                 task.estimated_time or "?",
             )
+        self._submitted_at = submitted_at
         if task.is_terminal:
             return self._finish(context, task, estimate)
 
@@ -525,13 +562,38 @@ class _KlingOperatorBase(BaseOperator):
             from kling_provider.pricing import estimate as estimate_cost
 
             estimate = estimate_cost(self._request(self.request_arguments(), images_as_placeholders=True))
+        if self._submitted_at is None:  # resumed from the trigger: the try that submitted knew these
+            record = state_store_for(context).load()
+            if record is not None and record.task_id == task.id:
+                self._fingerprint, self._submitted_at = record.fingerprint, record.submitted_at
         saved = self.save_output(context, task, observed_at or time.time())
         result = self.build_result(task, saved, estimate)
         self._lineage = LineageFacts.of(task, estimate).with_result(result)
-        if result.get("video_url"):
-            context["ti"].xcom_push(key=VIDEO_URL_XCOM_KEY, value=result["video_url"])
+        self.remember_output(context, task, result)
+        self._publish_link(context, result)
         state_store_for(context).clear()
+        self._log_closing(task, result, estimate)
         return result
+
+    def _publish_link(self, context: Context, result: Mapping[str, Any]) -> None:
+        """Decide the "Kling video" link now: Airflow 3 stores what ``get_link`` returns when the
+        try ends, and the UI shows that stored value from then on."""
+        self._video_link = self.link_for(result)
+        if self._video_link:
+            context["ti"].xcom_push(key=VIDEO_URL_XCOM_KEY, value=self._video_link)
+
+    def _log_closing(self, task: Task, result: Mapping[str, Any], estimate: CostEstimate | None) -> None:
+        """One line that tells how it ended: elapsed, credits, dollars, where the result went."""
+        elapsed = f"{time.time() - self._submitted_at:.1f} s" if self._submitted_at else "an unknown time"
+        credits = result.get("credits_reserved")
+        self.log.info(
+            "Done: EvoLink task %s %s in %s, %s; %s",
+            task.id,
+            task.status.value,
+            elapsed,
+            _spend(credits if isinstance(credits, int | float) else None, estimate),
+            self.outcome(result),
+        )
 
     def save_output(self, context: Context, task: Task, observed_at: float) -> str | None:
         return None
@@ -704,6 +766,19 @@ def _image_stand_in(name: str, value: Any) -> Any:
         f"{name}: must be an image URL, a local path, an object-storage path or bytes (got {show(value)})",
         param=name,
     )
+
+
+def _spend(credits: float | None, estimate: CostEstimate | None) -> str:
+    """``27 credits (~$0.375)``: credits as reserved, dollars at the estimate's rate."""
+    if credits is None:
+        return estimate.describe() if estimate is not None else "credits unknown"
+    text = f"{credits:g} credits"
+    if estimate is not None and estimate.credits and estimate.usd is not None:
+        usd = credits * estimate.usd / estimate.credits
+        cents = f"{usd:.4f}".rstrip("0")
+        whole, _, fraction = cents.partition(".")
+        text += f" (~${whole}.{fraction.ljust(2, '0')})"
+    return text
 
 
 def _estimate_dict(estimate: CostEstimate) -> dict[str, Any]:

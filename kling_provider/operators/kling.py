@@ -17,7 +17,7 @@ documents every argument, the shared ones too (:data:`VIDEO_PARAMS`, :data:`.BAS
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -28,7 +28,6 @@ from kling_provider.operators.base import (
     _PLACEHOLDER_URL,
     BASE_PARAMS,
     LINK_LIFETIME,
-    VIDEO_URL_XCOM_KEY,
     _KlingOperatorBase,
     lazy_request_model,
     with_base_params,
@@ -39,11 +38,15 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
 
     from kling_provider.hooks.kling import KlingHook, SavedVideo
-    from kling_provider.models import Task
+    from kling_provider.models import KlingRequest, Task
+    from kling_provider.operators.state import RemoteTask
     from kling_provider.pricing import CostEstimate
 
-#: Asset alias the video operators report saved videos under, unless told otherwise:
-#: ``schedule=[AssetAlias("kling-videos")]`` runs a DAG on every new video.
+#: The asset alias name the docs use: ``asset_alias=DEFAULT_ASSET_ALIAS`` on the operators and
+#: ``schedule=[AssetAlias("kling-videos")]`` runs a DAG on every new video. Not on by default:
+#: Airflow logs two warnings for every asset first reached through an alias ("AssetModel ... not
+#: found; cannot create asset event", then "Emitting event for inactive AssetModel"), and every
+#: saved video is a new asset (docs/logs.md).
 DEFAULT_ASSET_ALIAS = "kling-videos"
 
 
@@ -85,15 +88,20 @@ VIDEO_PARAMS = """
 
 
 class KlingVideoLink(BaseOperatorLink):
-    """The "Kling video" button on a task: the generated video, once there is one."""
+    """The "Kling video" button on a task: the saved video where a browser can open it, else
+    EvoLink's link while it lives (24 h); empty before there is a video.
+
+    Airflow 3 calls this on the worker as each try ends and stores the answer (XCom
+    ``_link_KlingVideoLink``); the UI shows that stored value. So it answers from what the
+    operator decided in this try (``_video_link``), and never looks anything up: a lookup of a
+    value a try that failed early never wrote is logged by Airflow as an error.
+    """
 
     name = "Kling video"
 
     def get_link(self, operator: Any, *, ti_key: Any) -> str:
-        from airflow.sdk.execution_time.xcom import XCom
-
-        value = XCom.get_value(ti_key=ti_key, key=VIDEO_URL_XCOM_KEY)
-        return str(value) if value else ""
+        value = getattr(operator, "_video_link", "")
+        return value if isinstance(value, str) else ""
 
 
 class _VideoOperator(_KlingOperatorBase):
@@ -126,12 +134,16 @@ class _VideoOperator(_KlingOperatorBase):
         elements: Sequence[str] | None = None,
         output_uri: str | None = None,
         output_conn_id: str | None = None,
-        asset_alias: str | None = DEFAULT_ASSET_ALIAS,
+        asset_alias: str | None = None,
         on_mismatch: str = "warn",
         poster: bool = False,
         poster_at: float | None = None,
+        if_exists: str = "skip",
         **kwargs: Any,
     ) -> None:
+        from kling_provider.operators.reuse import check_if_exists
+
+        self.if_exists = check_if_exists(if_exists)
         asset_alias = _check_output_settings(output_uri, output_conn_id, asset_alias)
         _check_review_settings(output_uri, on_mismatch, poster, poster_at)
         if output_uri is not None and asset_alias:
@@ -197,6 +209,11 @@ class _VideoOperator(_KlingOperatorBase):
                 expires,
             )
             return None
+        from kling_provider.hooks.storage import resolve_destination
+        from kling_provider.operators.reuse import forget
+
+        # No sidecar may describe the old video while (or after) the new one replaces it.
+        forget(resolve_destination(str(self.output_uri), self.output_conn_id))
         hook = self.get_hook()
         try:
             saved = self._download(hook, task, expires)
@@ -286,6 +303,120 @@ class _VideoOperator(_KlingOperatorBase):
         context["outlet_events"][AssetAlias(name=self.asset_alias)].add(
             Asset(uri=uri), extra={"kling_task_id": task.id, "model": task.model}
         )
+
+    # -- re-runs: the sidecar beside the saved video (kling_provider.operators.reuse) -----------
+
+    def reuse_saved(
+        self, context: Context, hook: KlingHook, kwargs: dict[str, Any], request: KlingRequest, prior: RemoteTask | None
+    ) -> dict[str, Any] | None:
+        if not self.output_uri:
+            return None
+        from kling_provider.hooks.storage import destination_uri, file_size, resolve_destination
+        from kling_provider.operators import reuse
+        from kling_provider.operators.base import _fail_exception
+
+        self._fingerprint = self._request_fingerprint(hook, kwargs, request)
+        target = resolve_destination(str(self.output_uri), self.output_conn_id)
+        sidecar = reuse.read_sidecar(target)
+        # Saved by an earlier try of this same task instance, which then died before finishing.
+        ours = sidecar is not None and prior is not None and sidecar.task_id == prior.task_id
+        same = sidecar is not None and self.if_exists == "skip" and sidecar.fingerprint == self._fingerprint
+        if sidecar is not None and (ours or same):
+            if reuse.video_is_intact(target, sidecar):
+                return self._reuse(sidecar)
+            self.log.info("%s no longer holds the video of %s: generating anew", sidecar.video_uri, sidecar.describe())
+            return None
+        if prior is not None or file_size(target) is None:
+            return None  # nothing there, or a retry continuing the generation its first try began
+        where = destination_uri(target)
+        if self.if_exists == "fail":
+            raise _fail_exception()(
+                f"output_uri: {where} already exists and if_exists='fail'; nothing was submitted. Remove it, "
+                "choose another output_uri, or set if_exists='skip' (reuse a video saved from the same "
+                "request) or 'overwrite'."
+            )
+        if sidecar is not None and self.if_exists == "skip":
+            self.log.info(
+                "%s holds a video from a different request (%s): generating anew, it will be replaced",
+                where,
+                sidecar.describe(),
+            )
+        elif sidecar is None:
+            self.log.info(
+                "%s exists with no %s record of the request that made it: generating anew, it will be replaced",
+                where,
+                reuse.SIDECAR_SUFFIX,
+            )
+        return None
+
+    def _reuse(self, sidecar: Any) -> dict[str, Any]:
+        from kling_provider.operators.lineage_facts import LineageFacts
+
+        result = dict(sidecar.result)
+        self._lineage = LineageFacts(
+            sidecar.task_id, model=sidecar.model, status="completed", credits_reserved=sidecar.credits
+        ).with_result(result)
+        self.log.info("Skipped: already saved at %s (%s)", sidecar.video_uri, sidecar.describe())
+        return result
+
+    def _request_fingerprint(self, hook: KlingHook, kwargs: dict[str, Any], request: KlingRequest) -> str:
+        """The request as asked for, images by content (see :func:`.reuse.request_fingerprint`)."""
+        from kling_provider.operators.base import _is_url, _plain
+        from kling_provider.operators.reuse import request_fingerprint
+
+        def identity(field: str, value: Any) -> str:
+            if _is_url(value):
+                return str(value)
+            return hook.image_digest(_plain(value), field=field, conn_id=self.image_conn_id)
+
+        images: dict[str, Any] = {}
+        for name in self.image_fields:
+            value = kwargs.get(name)
+            if isinstance(value, list | tuple):
+                images[name] = [identity(f"{name}[{i}]", v) for i, v in enumerate(value)]
+            elif value is not None:
+                images[name] = identity(name, value)
+        return request_fingerprint(request.to_body(), images)
+
+    def remember_output(self, context: Context, task: Task, result: dict[str, Any]) -> None:
+        """Write the sidecar, after the video is complete (see :mod:`.reuse` on the order)."""
+        saved_uri = result.get("output_uri")
+        if not saved_uri or not self.output_uri or self._fingerprint is None:
+            return
+        from kling_provider.hooks.storage import resolve_destination
+        from kling_provider.operators.reuse import record
+
+        record(resolve_destination(str(self.output_uri), self.output_conn_id), task.id, self._fingerprint, result)
+
+    def link_for(self, result: Mapping[str, Any]) -> str:
+        """The saved copy where a browser can open it (:mod:`.links`), else EvoLink's link until it
+        expires; then nothing, said in the log (an extra link can only be a URL or empty)."""
+        from kling_provider.operators.links import browser_url
+
+        saved = result.get("output_uri")
+        if saved and self.output_uri:
+            from kling_provider.hooks.storage import resolve_destination
+
+            browsable = browser_url(str(saved), resolve_destination(str(self.output_uri), self.output_conn_id))
+            if browsable:
+                return browsable
+        url, expires = result.get("video_url"), result.get("expires_at")
+        if not isinstance(url, str) or not url:
+            return ""
+        if isinstance(expires, str) and _has_passed(expires):
+            self.log.info(
+                "The 'Kling video' link is left empty: EvoLink's link expired at %s%s",
+                expires,
+                f"; the video is saved at {saved}" if saved else "",
+            )
+            return ""
+        return url
+
+    def outcome(self, result: Mapping[str, Any]) -> str:
+        saved = result.get("output_uri")
+        if saved:
+            return f"video saved to {saved}"
+        return f"video not saved (no output_uri), at EvoLink's link until {result.get('expires_at')}"
 
     def build_result(self, task: Task, saved_uri: str | None, estimate: CostEstimate) -> dict[str, Any]:
         """The XCom: everything a downstream task needs, JSON-serialisable."""
@@ -476,6 +607,9 @@ class KlingCreateElementOperator(_KlingOperatorBase):
         inputs = flatten(self.frontal_image, self.refer_images, self.refer_video)
         return replace(super().lineage_subject(), inputs=inputs)
 
+    def outcome(self, result: Mapping[str, Any]) -> str:
+        return f"created element_id {result.get('element_id')} ({result.get('element_name')!r})"
+
     def build_result(self, task: Task, saved_uri: str | None, estimate: CostEstimate) -> dict[str, Any]:
         element_id = task.element_id
         if element_id is None:
@@ -572,6 +706,16 @@ def _check_review_settings(output_uri: Any, on_mismatch: Any, poster: Any, poste
         from kling_provider.video.poster import require_review_extra
 
         require_review_extra("poster")
+
+
+def _has_passed(when: str) -> bool:
+    try:
+        moment = datetime.fromisoformat(when)
+    except ValueError:
+        return False
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment <= datetime.now(tz=timezone.utc)
 
 
 def _expires_at(task: Task, observed_at: float) -> str:

@@ -22,11 +22,13 @@ STATE_KEY = "kling_task"
 
 @dataclass(frozen=True)
 class RemoteTask:
-    """What a later try needs to re-attach: the id, and when it was submitted."""
+    """What a later try needs to re-attach: the id, when it was submitted, and (for the sidecar
+    of the saved video) the fingerprint of the request it was made from."""
 
     task_id: str
     submitted_at: float
     model: str | None = None
+    fingerprint: str | None = None
 
     @classmethod
     def from_json(cls, value: Any) -> RemoteTask | None:
@@ -41,6 +43,7 @@ class RemoteTask:
             task_id=str(value["task_id"]),
             submitted_at=float(value.get("submitted_at") or 0.0),
             model=value.get("model"),
+            fingerprint=value.get("fingerprint"),
         )
 
 

@@ -28,6 +28,7 @@ with _dag("storage_t2v_s3", bucket="unused"):
         duration=5,
         output_uri="s3://{{ params.bucket }}/{{ ds }}/v.mp4",
         output_conn_id="aws_moto",
+        asset_alias=DEFAULT_ASSET_ALIAS,
         poll_policy=FAST,
     )
 
@@ -38,6 +39,7 @@ with _dag("storage_t2v_uri", output_uri="/tmp/unused.mp4"):
         prompt="a paper boat on a rainy street",
         duration=5,
         output_uri="{{ params.output_uri }}",
+        asset_alias=DEFAULT_ASSET_ALIAS,
         poll_policy=FAST,
     )
 

@@ -539,7 +539,7 @@ def _check(expected: Outcome, got: CellResult, output: Path, api_key: str) -> li
     leftovers = {k: v for k, v in got.leftovers.items() if v}
     if api_key in got.message:
         problems.append("the API key is in the error message")
-    strays = [p.name for p in output.parent.iterdir() if p.name != output.name]
+    strays = [p.name for p in output.parent.iterdir() if p.name not in (output.name, output.name + ".kling.json")]
     if strays:
         problems.append(f"files left beside the output: {strays}")
     if isinstance(expected, Saved):

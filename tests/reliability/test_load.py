@@ -104,7 +104,8 @@ def test_a_hundred_generations_through_transient_faults(
         assert 0 < failed_by_phase[phase] <= 0.12 * total, (phase, failed_by_phase[phase], total)
     assert 0.03 <= injected / sum(by_phase.values()) <= 0.09, "about 5 % of all requests failed"
     saved = sorted(p.name for p in out_dir.iterdir())
-    assert saved == sorted(f"video-{i}.mp4" for i in range(hundred)), f"missing or extra files: {saved[:10]}..."
+    expected = sorted(f"video-{i}.mp4{sidecar}" for i in range(hundred) for sidecar in ("", ".kling.json"))
+    assert saved == expected, f"missing or extra files: {saved[:10]}..."
     served = {}
     for task_id in created:
         view = httpx.get(

@@ -238,7 +238,9 @@ def test_triggerer_restart_with_fifty_waiting_keeps_every_wait_and_the_original_
     for i in range(fifty):
         data = (tmp_path / f"video-{i}.mp4").read_bytes()
         assert data[4:8] == b"ftyp"
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(f"video-{i}.mp4" for i in range(fifty))
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        f"video-{i}.mp4{sidecar}" for i in range(fifty) for sidecar in ("", ".kling.json")
+    )
     for task_id in created:
         assert len(_downloads(sim, task_id)) == 1
 
@@ -307,7 +309,9 @@ def test_task_killed_mid_download_leaves_no_file_and_the_retry_saves_it(
     tries = _tries(cluster, WORKER, run_id)
     assert [t["state"] for t in tries][-1] == "success" and len(tries) == 2, tries
     _assert_saved(reliability_server, sim, output, task_id)
-    leftovers = sorted(p.name for p in output.parent.iterdir() if p.name != output.name)
+    leftovers = sorted(
+        p.name for p in output.parent.iterdir() if p.name not in (output.name, output.name + ".kling.json")
+    )
     assert not leftovers, f"partial downloads left beside the video: {leftovers}"
     retry_log = _try_log(cluster, cluster._ti_path(WORKER, run_id, TASK), 2)
     assert "already completed on an earlier try" in retry_log, retry_log[-3000:]
