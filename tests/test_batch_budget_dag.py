@@ -40,7 +40,8 @@ def test_an_in_budget_batch_runs(kling_connection: Any, tmp_path: Path) -> None:
     result = run_dag("batch_in_budget", out=tmp_path)
     assert "success" in result["_run_state"], result
     assert kling_connection.sim.count(method="POST", phase="submit") == 3
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["boat.mp4", "kite.mp4", "lamp.mp4"]
+    videos = ["boat.mp4", "kite.mp4", "lamp.mp4"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(videos + [v + ".kling.json" for v in videos])
     assert mp4_info(tmp_path / "boat.mp4").duration_s == pytest.approx(10, abs=0.05)
     assert kling_connection.sim.credits_spent == pytest.approx(108)
 

@@ -108,7 +108,8 @@ def test_poster_frame_and_video_entry_on_local_disk(kling_connection: Any, tmp_p
     poster = Image.open(local(result["poster_uri"]))
     assert (poster.format, poster.size) == ("JPEG", (1280, 720))
     assert difference(poster, decoded_frame(target, 2.5)) < 2.0  # the middle frame
-    assert sorted(p.name for p in folder.iterdir()) == ["boat.mp4", "boat.poster.jpg"]  # no part files
+    # The video, its re-run sidecar and its poster; no part files.
+    assert sorted(p.name for p in folder.iterdir()) == ["boat.mp4", "boat.mp4.kling.json", "boat.poster.jpg"]
 
 
 def test_poster_frame_at_a_chosen_time(kling_connection: Any, tmp_path: Path) -> None:
@@ -127,9 +128,13 @@ def test_poster_frame_and_video_entry_on_s3(kling_connection: Any, s3_bucket: S3
     assert result["poster_uri"] == f"s3://{s3_bucket.name}/clips/boat.poster.jpg"
     assert result["video"]["matches_request"] is True
     assert (result["video"]["width"], result["video"]["height"]) == (1280, 720)
-    assert s3_bucket.keys() == ["clips/boat.mp4", "clips/boat.poster.jpg"]
+    assert s3_bucket.keys() == ["clips/boat.mp4", "clips/boat.mp4.kling.json", "clips/boat.poster.jpg"]
     # Each written once, whole (no part objects ever existed).
-    assert sorted(v["Key"] for v in s3_bucket.versions()) == ["clips/boat.mp4", "clips/boat.poster.jpg"]
+    assert sorted(v["Key"] for v in s3_bucket.versions()) == [
+        "clips/boat.mp4",
+        "clips/boat.mp4.kling.json",
+        "clips/boat.poster.jpg",
+    ]
     assert s3_bucket.uploads() == []
     poster = Image.open(io.BytesIO(s3_bucket.read("clips/boat.poster.jpg")))
     assert difference(poster, decoded_frame(s3_bucket.read("clips/boat.mp4"), 2.5)) < 2.0

@@ -175,8 +175,6 @@ class _KlingOperatorBase(BaseOperator):
 
     #: What the OpenLineage methods report, remembered as this try runs (None before a task is known).
     _lineage: LineageFacts | None = None
-    #: What the "Kling video" link shows, decided when this try ends with a result ("" until then).
-    _video_link: str = ""
     #: The fingerprint of the request the EvoLink task was made from (re-run detection).
     _fingerprint: str | None = None
     #: When the EvoLink task was submitted (unix seconds), for the closing log line.
@@ -578,9 +576,12 @@ class _KlingOperatorBase(BaseOperator):
     def _publish_link(self, context: Context, result: Mapping[str, Any]) -> None:
         """Decide the "Kling video" link now: Airflow 3 stores what ``get_link`` returns when the
         try ends, and the UI shows that stored value from then on."""
-        self._video_link = self.link_for(result)
-        if self._video_link:
-            context["ti"].xcom_push(key=VIDEO_URL_XCOM_KEY, value=self._video_link)
+        from kling_provider.operators.links import remember_link
+
+        link = self.link_for(result)
+        remember_link(self, link)
+        if link:
+            context["ti"].xcom_push(key=VIDEO_URL_XCOM_KEY, value=link)
 
     def _log_closing(self, task: Task, result: Mapping[str, Any], estimate: CostEstimate | None) -> None:
         """One line that tells how it ended: elapsed, credits, dollars, where the result went."""

@@ -93,15 +93,16 @@ class KlingVideoLink(BaseOperatorLink):
 
     Airflow 3 calls this on the worker as each try ends and stores the answer (XCom
     ``_link_KlingVideoLink``); the UI shows that stored value. So it answers from what the
-    operator decided in this try (``_video_link``), and never looks anything up: a lookup of a
+    operator decided in this try (:func:`.links.remember_link`), and never looks anything up: a lookup of a
     value a try that failed early never wrote is logged by Airflow as an error.
     """
 
     name = "Kling video"
 
     def get_link(self, operator: Any, *, ti_key: Any) -> str:
-        value = getattr(operator, "_video_link", "")
-        return value if isinstance(value, str) else ""
+        from kling_provider.operators.links import decided_link
+
+        return decided_link(operator)
 
 
 class _VideoOperator(_KlingOperatorBase):

@@ -17,6 +17,7 @@ EvoLink's link, which stops working 24 hours after the generation.
 from __future__ import annotations
 
 import os
+import weakref
 from typing import Any
 from urllib.parse import quote
 
@@ -47,6 +48,25 @@ def browser_url(uri: str | None, destination: Any = None) -> str | None:
     if scheme in ("gs", "gcs"):
         return GCS_CONSOLE.format(bucket=quote(bucket, safe=""), key=quote(key, safe="/"))
     return None
+
+
+#: The link each live operator decided, by ``id()``: kept off the operator's attributes, which the
+#: OpenLineage provider copies into its events (``include_full_task_info``), while EvoLink's link
+#: is signed (a credential). An entry goes when its operator is garbage-collected.
+_DECIDED: dict[int, str] = {}
+
+
+def remember_link(operator: Any, link: str) -> None:
+    """What the "Kling video" link of ``operator`` shows, as decided in this try."""
+    key = id(operator)
+    if key not in _DECIDED:
+        weakref.finalize(operator, _DECIDED.pop, key, None)
+    _DECIDED[key] = link
+
+
+def decided_link(operator: Any) -> str:
+    """The link ``remember_link`` kept for this operator ("" when this try decided none)."""
+    return _DECIDED.get(id(operator), "")
 
 
 def _custom_s3_endpoint(destination: Any) -> bool:
