@@ -67,6 +67,7 @@ def main() -> int:
         dag = DagBag(str(REPO / "dags_examples")).get_dag("kling_teaser")
         assert dag is not None, "dags_examples/kling_teaser.py did not load"
         OUTPUT_DIR.mkdir(exist_ok=True)
+        started = time.time()
         run = dag.test(run_conf={"output_dir": str(OUTPUT_DIR)})
         state = str(getattr(run, "state", ""))
         videos = sorted(OUTPUT_DIR.glob("teaser-*.mp4"), key=lambda p: p.stat().st_mtime)
@@ -76,8 +77,12 @@ def main() -> int:
         from kling_provider.testing.media import mp4_info
 
         info = mp4_info(videos[-1])
+        # A second `make demo` the same day asks for the same video: the operator returns the saved
+        # one and sends nothing (if_exists="skip", docs/reliability.md). Say which it was.
+        reused = videos[-1].stat().st_mtime < started
         print(
-            f"\nGenerated {videos[-1]} ({videos[-1].stat().st_size} bytes, {info.width}x{info.height}, "
+            f"\n{'Already generated (re-run: nothing sent, nothing paid)' if reused else 'Generated'} "
+            f"{videos[-1]} ({videos[-1].stat().st_size} bytes, {info.width}x{info.height}, "
             f"{info.duration_s:.1f} s, {info.frame_count} frames)"
         )
         return 0
