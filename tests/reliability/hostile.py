@@ -206,9 +206,9 @@ def check(operator_class: type[Any], kwargs: dict[str, Any], result: Attempt) ->
 
 
 def _undefined_connection(kwargs: dict[str, Any], result: Attempt) -> bool:
-    """The one other exception allowed: Airflow's own, for a well-formed connection id that is not
-    defined, raised at execute before any request."""
-    from airflow_compat import AirflowNotFoundException
+    """The one other exception allowed: a well-formed connection id that is not defined, raised at
+    execute before any request, naming the connection and saying how to create it."""
+    from kling_provider.exceptions import KlingConnectionNotFoundError
 
     conn_id = kwargs.get("kling_conn_id")
     if not isinstance(conn_id, str):
@@ -216,9 +216,10 @@ def _undefined_connection(kwargs: dict[str, Any], result: Attempt) -> bool:
     conn_id = str.__getitem__(conn_id, slice(None))  # a hostile str subclass compares like a str
     return (
         result.stage == "execute"
-        and isinstance(result.error, AirflowNotFoundException)
-        and conn_id != "kling_default"
-        and f"`{conn_id}`" in str(result.error)
+        and isinstance(result.error, KlingConnectionNotFoundError)
+        and result.error.conn_id == conn_id != "kling_default"
+        and f"Connection {conn_id!r} (kling_conn_id) is not defined" in str(result.error)
+        and "Admin > Connections" in str(result.error)
         and not result.requests
     )
 
