@@ -50,4 +50,5 @@ def test_rows_from_a_mapped_task_are_totalled_too(kling_connection: Any, tmp_pat
     result = run_dag("batch_from_mapped_rows", out=tmp_path)
     assert "success" in result["_run_state"], result
     assert kling_connection.sim.count(method="POST", phase="submit") == 2  # 2 x 16.2 credits <= 40
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["cup.mp4", "pen.mp4"]
+    saved = sorted(p.name for p in tmp_path.iterdir())
+    assert saved == ["cup.mp4", "cup.mp4.kling.json", "pen.mp4", "pen.mp4.kling.json"]
