@@ -70,8 +70,13 @@ VIDEO_PARAMS = """
     (duration, quality, orientation, sound; docs/review.md). Without it the video is only at
     EvoLink's link, which expires after 24 hours.
 :param output_conn_id: connection for ``output_uri`` on object storage (e.g. ``aws_default``; templated).
-:param asset_alias: with ``output_uri``, the saved file is reported as an Asset event under this
-    ``AssetAlias`` (default ``"kling-videos"``); None turns it off.
+:param asset_alias: with ``output_uri``, report the saved file as an Asset event under this
+    ``AssetAlias``, e.g. ``DEFAULT_ASSET_ALIAS`` (``"kling-videos"``). None (default): no event,
+    since Airflow warns twice for every new asset reached through an alias (docs/logs.md).
+:param if_exists: when ``output_uri`` already holds a file: ``"skip"`` (default) returns the
+    result saved with a video made from the same request, sending nothing (the ``.kling.json``
+    sidecar beside the video records it), and generates anew otherwise; ``"overwrite"`` always
+    generates; ``"fail"`` fails before any request (docs/reliability.md).
 :param on_mismatch: when the saved video differs from the request: ``"warn"`` (default) logs
     what differs and the EvoLink task id; ``"fail"`` fails the task without retrying (the video
     was paid for: a retry would only fetch it again).
@@ -93,8 +98,8 @@ class KlingVideoLink(BaseOperatorLink):
 
     Airflow 3 calls this on the worker as each try ends and stores the answer (XCom
     ``_link_KlingVideoLink``); the UI shows that stored value. So it answers from what the
-    operator decided in this try (:func:`.links.remember_link`), and never looks anything up: a lookup of a
-    value a try that failed early never wrote is logged by Airflow as an error.
+    operator decided in this try (:func:`.links.remember_link`) and never looks anything up: a
+    lookup of a value that a try failing early never wrote is logged by Airflow as an error.
     """
 
     name = "Kling video"
