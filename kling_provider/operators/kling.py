@@ -683,7 +683,8 @@ def _check_review_settings(output_uri: Any, on_mismatch: Any, poster: Any, poste
     from kling_provider.exceptions import KlingValidationError
     from kling_provider.models.errors import show
 
-    if on_mismatch not in ("warn", "fail") or not isinstance(on_mismatch, str):
+    # The type first: a hostile object's __eq__ must not run before it is refused.
+    if not isinstance(on_mismatch, str) or str.__getitem__(on_mismatch, slice(None)) not in ("warn", "fail"):
         raise KlingValidationError(
             f"on_mismatch: must be 'warn' or 'fail' (got {show(on_mismatch)})", param="on_mismatch"
         )
