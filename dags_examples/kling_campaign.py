@@ -5,7 +5,11 @@ row per product; ``budget`` totals the batch's estimated cost and stops the run 
 generation when it is above ``MAX_BATCH_CREDITS``; ``teaser`` is mapped over the rows the budget
 passed (``partial().expand_kwargs()``): one Kling generation per row, saved as
 ``<output_dir>/<run date>/<sku>.mp4``; ``write_manifest`` writes ``manifest.json`` beside the
-videos (paths, credits and USD per item, and totals), atomically. docs/campaigns.md walks through it.
+videos (paths, credits and USD per item, and totals), atomically.
+
+Re-run safe: clearing a run (or triggering the DAG again on the same date) pays for nothing
+already saved, since each teaser finds its video, made from the same request, at its
+``output_uri`` (the operators' default ``if_exists="skip"``). docs/campaigns.md walks through it.
 """
 
 from __future__ import annotations

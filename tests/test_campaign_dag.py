@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import importlib.util
 import json
+from datetime import datetime, timezone
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -117,10 +118,12 @@ def _local(uri: str) -> Path:
 
 
 @pytest.mark.kling_simulator(generation_seconds=1)
-def test_the_campaign_generates_each_product_once_and_writes_its_manifest(
+def test_the_campaign_pays_once_per_product_and_nothing_when_run_again(
     kling_connection: Any, campaign_dag: Any, tmp_path: Path
 ) -> None:
-    run = campaign_dag.test(run_conf={"output_dir": str(tmp_path)})
+    when = datetime(2026, 12, 1, tzinfo=timezone.utc)
+    conf = {"output_dir": str(tmp_path)}
+    run = campaign_dag.test(logical_date=when, run_after=when, run_conf=conf)
 
     assert "success" in str(run.state)
     products = _sample_rows()
@@ -150,6 +153,21 @@ def test_the_campaign_generates_each_product_once_and_writes_its_manifest(
     }
     leftovers = [p.name for p in manifest_path.parent.iterdir() if p.name.endswith(".part")]
     assert not leftovers, "no partial video or manifest left behind"
+
+    # The same run again: dag.test() replaces the run of that date by a fresh one (same run id) and
+    # runs every task (clearing the run on a real Airflow: tests/e2e/test_campaign_e2e.py). The
+    # videos are already saved from the same requests: nothing is paid.
+    videos = {p.name: p.read_bytes() for p in manifest_path.parent.glob("*.mp4")}
+    seen = len(kling_connection.sim.requests)
+    again = campaign_dag.test(logical_date=when, run_after=when, run_conf=conf)
+
+    assert "success" in str(again.state) and again.run_id == run.run_id
+    assert [r for r in kling_connection.sim.requests[seen:] if r.method == "POST"] == [], "the re-run paid"
+    assert {p.name: p.read_bytes() for p in manifest_path.parent.glob("*.mp4")} == videos
+    rewritten = json.loads(manifest_path.read_text())
+    assert rewritten["written_at"] > manifest["written_at"], "the manifest was not written again"
+    assert [i["evolink_task_id"] for i in rewritten["items"]] == [i["evolink_task_id"] for i in manifest["items"]]
+    assert rewritten["totals"] == manifest["totals"]
 
 
 @pytest.mark.kling_simulator(generation_seconds=1)
