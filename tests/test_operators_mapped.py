@@ -183,7 +183,9 @@ def test_valid_mapped_dags_parse_and_run(kling_connection: Any, tmp_path: Path) 
         "a red kite at dusk",
         "a red kite over hills",
     ]
+    videos = ["literal-0.mp4", "literal-1.mp4", "row-0.mp4", "row-1.mp4", "xcom-0.mp4", "xcom-1.mp4"]
+    # Each video with the sidecar that lets a re-run reuse it (docs/reliability.md), nothing else.
     names = sorted(p.name for p in tmp_path.iterdir())
-    assert names == ["literal-0.mp4", "literal-1.mp4", "row-0.mp4", "row-1.mp4", "xcom-0.mp4", "xcom-1.mp4"]
+    assert names == sorted([*videos, *(f"{video}.kling.json" for video in videos)])
     assert mp4_info(tmp_path / "row-1.mp4").duration_s == pytest.approx(4, abs=0.05)
     assert mp4_info(tmp_path / "literal-1.mp4").duration_s == pytest.approx(4, abs=0.05)
