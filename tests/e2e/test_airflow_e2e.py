@@ -138,7 +138,9 @@ def _assert_video(
     info = mp4_info(output)
     assert (info.width, info.height) == (1280, 720)
     assert info.duration_s == pytest.approx(5.0, abs=0.1)
-    leftovers = [p.name for p in output.parent.iterdir() if p.name != output.name]
+    sidecar = output.with_name(output.name + ".kling.json")  # what lets a re-run reuse the video
+    assert json.loads(sidecar.read_text())["task_id"] == task_id, f"{sidecar.name} names another task"
+    leftovers = [p.name for p in output.parent.iterdir() if p.name not in (output.name, sidecar.name)]
     assert not leftovers, f"partial downloads left behind: {leftovers}"
 
 
