@@ -114,7 +114,11 @@ def test_a_hundred_generations_through_transient_faults(
             timeout=30,
         ).json()
         assert view["status"] == "completed"
-        served[view["results"][0]] = httpx.get(view["results"][0], timeout=30).content
-    videos = {(out_dir / name).read_bytes() for name in saved}
+        served[task_id] = httpx.get(view["results"][0], timeout=30).content
+    videos = {(out_dir / name).read_bytes() for name in saved if name.endswith(".mp4")}
     assert videos <= set(served.values()), "a saved file is not a video EvoLink served"
+    for name in saved:  # each sidecar names the task whose video lies beside it
+        if name.endswith(".kling.json"):
+            task_id = json.loads((out_dir / name).read_text())["task_id"]
+            assert (out_dir / name.removesuffix(".kling.json")).read_bytes() == served[task_id], name
     wait_for("nothing left deferred", lambda: not cluster.trigger_rows(LOAD_DAG, run_id) or None, timeout=30)
