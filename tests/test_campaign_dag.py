@@ -103,7 +103,8 @@ def campaign_dag(airflow_db: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
     monkeypatch.setenv("AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST", json.dumps(bundles))
     from airflow_compat import DagBag
 
-    bag = DagBag(str(EXAMPLES))
+    # The campaign file alone: the review example beside it needs Airflow 3.1+ (HITL) by design.
+    bag = DagBag(str(EXAMPLES / "kling_campaign.py"))
     assert not bag.import_errors, bag.import_errors
     return bag.get_dag("kling_campaign")
 
