@@ -29,6 +29,7 @@ from kling_provider.operators.base import (
     BASE_PARAMS,
     LINK_LIFETIME,
     _KlingOperatorBase,
+    _plain,
     lazy_request_model,
     with_base_params,
 )
@@ -169,8 +170,9 @@ class _VideoOperator(_KlingOperatorBase):
         self.shots = list(shots) if isinstance(shots, list | tuple) else shots
         self.watermark = watermark
         self.elements = elements
-        self.output_uri = output_uri
-        self.output_conn_id = output_conn_id
+        # An exact str: storage and re-run code call its methods (a str subclass's own may differ).
+        self.output_uri = _plain(output_uri)
+        self.output_conn_id = _plain(output_conn_id)
         self.asset_alias = asset_alias if output_uri is not None else None
         self.on_mismatch = on_mismatch
         self.poster = poster
@@ -322,8 +324,15 @@ class _VideoOperator(_KlingOperatorBase):
         from kling_provider.operators.base import _fail_exception
 
         self._fingerprint = self._request_fingerprint(hook, kwargs, request)
-        target = resolve_destination(str(self.output_uri), self.output_conn_id)
-        sidecar = reuse.read_sidecar(target)
+        from kling_provider.exceptions import KlingValidationError
+
+        try:
+            target = resolve_destination(str(self.output_uri), self.output_conn_id)
+            sidecar = reuse.read_sidecar(target)
+        except KlingValidationError:
+            raise
+        except ValueError as err:  # a scheme no filesystem is registered for (https://...): before any POST
+            raise KlingValidationError(f"output_uri: cannot be written to ({err})", param="output_uri") from None
         # Saved by an earlier try of this same task instance, which then died before finishing.
         ours = sidecar is not None and prior is not None and sidecar.task_id == prior.task_id
         same = sidecar is not None and self.if_exists == "skip" and sidecar.fingerprint == self._fingerprint
@@ -372,7 +381,7 @@ class _VideoOperator(_KlingOperatorBase):
 
         def identity(field: str, value: Any) -> str:
             if _is_url(value):
-                return str(value)
+                return str(_plain(value))
             return hook.image_digest(_plain(value), field=field, conn_id=self.image_conn_id)
 
         images: dict[str, Any] = {}
@@ -678,7 +687,6 @@ def _check_output_settings(output_uri: Any, output_conn_id: Any, asset_alias: An
 
 def _check_review_settings(output_uri: Any, on_mismatch: Any, poster: Any, poster_at: Any) -> None:
     """on_mismatch, poster and poster_at, at parse time (a poster also needs PyAV and Pillow)."""
-    import math
 
     from kling_provider.exceptions import KlingValidationError
     from kling_provider.models.errors import show
@@ -690,12 +698,10 @@ def _check_review_settings(output_uri: Any, on_mismatch: Any, poster: Any, poste
         )
     if not isinstance(poster, bool):
         raise KlingValidationError(f"poster: must be True or False (got {show(poster)})", param="poster")
-    if poster_at is not None and (
-        isinstance(poster_at, bool)
-        or not isinstance(poster_at, int | float)
-        or not math.isfinite(poster_at)
-        or poster_at < 0
-    ):
+    from kling_provider.operators.base import _finite
+
+    # _finite: a real number that is not a bool and fits a float (10**120 does not).
+    if poster_at is not None and ((seconds := _finite(poster_at)) is None or seconds < 0):
         raise KlingValidationError(
             f"poster_at: must be a time in seconds >= 0, or None for the middle (got {show(poster_at)})",
             param="poster_at",
