@@ -32,7 +32,6 @@ import string
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from http import HTTPStatus
 from typing import Any, Literal
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
@@ -40,10 +39,18 @@ import anyio
 import anyio.to_thread
 from starlette.datastructures import UploadFile
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.responses import JSONResponse, Response
 from starlette.types import Message, Receive, Scope, Send
 
 from kling_provider.testing.clock import SimClock
+from kling_provider.testing.errors import (
+    FILE_API_PHASES,
+    api_error,
+    cdn_error,
+    fault_answer,
+    files_error,
+    task_error_message,
+)
 from kling_provider.testing.faults import (
     ErrorShape,
     Fault,
@@ -79,45 +86,9 @@ __all__ = ["DEFAULT_API_KEY", "EvoLinkSimulator"]
 
 DEFAULT_API_KEY = "sk-sim-local"
 _API_PHASES = frozenset({"submit", "poll", "upload", "quota"})
-_FILE_API_PHASES = frozenset({"upload", "quota"})
 #: Pre-signed / public links (results, uploaded files): no key, GET and HEAD.
 _LINK_PHASES = frozenset({"download", "file"})
 _ID_ALPHABET = string.ascii_lowercase + string.digits
-
-#: status -> (string code, type, message) of the vendor's documented HTTP errors.
-_ERRORS: dict[int, tuple[str, str, str]] = {
-    400: ("invalid_request", "invalid_request_error", "Invalid request parameters"),
-    401: ("unauthorized", "authentication_error", "Invalid or expired token"),
-    402: ("insufficient_quota", "insufficient_quota", "Insufficient quota. Please top up your account."),
-    403: ("permission_denied", "invalid_request_error", "You don't have permission to access this resource"),
-    404: ("task_not_found", "invalid_request_error", "The requested task could not be found"),
-    405: ("method_not_allowed", "invalid_request_error", "Method not allowed"),
-    429: ("rate_limit_exceeded", "rate_limit_error", "Too many requests, please try again later"),
-    500: ("internal_error", "api_error", "Internal server error"),
-    502: ("upstream_error", "api_error", "Upstream service error"),
-    503: ("service_unavailable", "api_error", "Service temporarily unavailable"),
-    504: ("gateway_timeout", "api_error", "The upstream service did not answer in time"),
-}
-_SUGGESTIONS = {
-    400: "check the request parameters",
-    401: "check your API key",
-    402: "top up your account",
-    403: "check the permissions of your API key",
-    404: "check the task id",
-}
-#: Messages for task failures planned without one.
-_TASK_ERROR_MESSAGES = {
-    "content_policy_violation": "Content policy violation. Your request was blocked by safety filters.",
-    "generation_failed_no_content": "Generation failed: the model returned no content.",
-    "image_processing_error": "The input image could not be processed.",
-    "service_error": "The generation service failed. Please try again.",
-    "generation_timeout": "Generation timed out.",
-}
-_PROXY_PAGE = (
-    "<html>\r\n<head><title>{status} {phrase}</title></head>\r\n<body>\r\n"
-    "<center><h1>{status} {phrase}</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n"
-)
-_CDN_ERROR = '<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>{code}</Code><Message>{message}</Message></Error>\n'
 
 Handler = Callable[["_Exchange"], Awaitable[Response]]
 
@@ -350,7 +321,7 @@ class EvoLinkSimulator:
             if task.view(now).terminal:
                 return False
             task.fail_code = code
-            task.fail_message = message or _TASK_ERROR_MESSAGES.get(code, code)
+            task.fail_message = message or task_error_message(code)
             task.fail_at = now if at_progress is None else max(now, task.time_at_progress(at_progress))
             return True
 
@@ -413,14 +384,16 @@ class EvoLinkSimulator:
     async def _handle(self, ex: _Exchange) -> Response:
         if ex.handler is None:
             if ex.allowed:
-                return self._error(405, headers={"Allow": ", ".join(ex.allowed)})
-            return self._error(404, code="not_found", message=f"No such path: {ex.record.path}")
+                return api_error(self.error_shape, 405, headers={"Allow": ", ".join(ex.allowed)})
+            return api_error(self.error_shape, 404, code="not_found", message=f"No such path: {ex.record.path}")
         phase = ex.record.phase
         if phase in _API_PHASES:
             if not ex.record.authorized:
-                if phase in _FILE_API_PHASES:
-                    return _files_error(401, "Invalid or expired token")
-                return self._error(401, message="Invalid or expired token" if ex.key else "Authentication required")
+                if phase in FILE_API_PHASES:
+                    return files_error(401, "Invalid or expired token")
+                return api_error(
+                    self.error_shape, 401, message="Invalid or expired token" if ex.key else "Authentication required"
+                )
             refused = self._rate_limited(ex)
             if refused is not None:
                 return refused
@@ -438,75 +411,9 @@ class EvoLinkSimulator:
             return None
         seconds = max(1, math.ceil(wait))
         headers = {"Retry-After": str(seconds)} if self.rate_limit_retry_after else None
-        if ex.record.phase in _FILE_API_PHASES:
-            return _files_error(429, f"Too many requests, retry after {seconds} seconds", headers=headers)
-        return self._error(429, hint=seconds, headers=headers)
-
-    # -- errors -----------------------------------------------------------------------------
-
-    def _error(
-        self,
-        status: int,
-        *,
-        code: str | int | None = None,
-        message: str | None = None,
-        param: str | None = None,
-        shape: ErrorShape | None = None,
-        hint: float | None = None,
-        headers: dict[str, str] | None = None,
-    ) -> JSONResponse:
-        """The vendor's error body, ``{"error": {...}}``, in the configured shape."""
-        default_code, error_type, default_message = _ERRORS.get(
-            status,
-            ("internal_error", "api_error", HTTPStatus(status).phrase)
-            if status >= 500
-            else ("invalid_request", "invalid_request_error", HTTPStatus(status).phrase),
-        )
-        shape = shape or self.error_shape
-        text = message or default_message
-        error: dict[str, Any] = {"code": code, "message": text, "type": error_type}
-        if shape == "integer":
-            # Older deployments: the code is the HTTP status (an explicit integer code wins).
-            error["code"] = code if isinstance(code, int) else status
-            error["param"] = param
-            if hint is not None or status == 429 or status >= 500:
-                error["fallback_suggestion"] = f"retry after {math.ceil(hint if hint is not None else 60)} seconds"
-            else:
-                error["fallback_suggestion"] = _SUGGESTIONS.get(status)
-        else:
-            if code is None:
-                error["code"] = default_code
-            if param is not None:
-                error["param"] = param
-            if hint is not None:
-                error["message"] = f"{text} Please retry after {math.ceil(hint)} seconds."
-        return JSONResponse({"error": error}, status_code=status, headers=headers)
-
-    def _fault_response(self, fault: Fault, ex: _Exchange) -> Response:
-        status = fault.effective_status
-        headers = {"Retry-After": str(math.ceil(fault.retry_after))} if fault.retry_after is not None else None
-        if fault.kind == "malformed":
-            if fault.malformed == "html":
-                phrase = _phrase(status)
-                return HTMLResponse(_PROXY_PAGE.format(status=status, phrase=phrase), status, headers=headers)
-            content = b"" if fault.malformed == "empty" else b'{"id": "task-unified-1757169743-'
-            return Response(content, status, headers=headers, media_type="application/json")
-        phase = ex.record.phase
-        if phase in _FILE_API_PHASES:
-            message = fault.message or _phrase(status)
-            if fault.retry_hint is not None:
-                message += f", retry after {math.ceil(fault.retry_hint)} seconds"
-            return _files_error(status, message, headers=headers, code=fault.code)
-        if phase in ("download", "file"):
-            return Response(f"{status} {_phrase(status)}\n", status, headers=headers, media_type="text/plain")
-        return self._error(
-            status,
-            code=fault.code,
-            message=fault.message,
-            shape=fault.error_shape,
-            hint=fault.retry_hint,
-            headers=headers,
-        )
+        if ex.record.phase in FILE_API_PHASES:
+            return files_error(429, f"Too many requests, retry after {seconds} seconds", headers=headers)
+        return api_error(self.error_shape, 429, hint=seconds, headers=headers)
 
     async def _deliver_fault(
         self, fault: Fault, ex: _Exchange, response: Response | None, scope: Scope, receive: Receive, send: Send
@@ -514,9 +421,9 @@ class EvoLinkSimulator:
         how = fault.delivery
         call = in_process_call()
         if how in ("status", "malformed"):
-            await _send(self._fault_response(fault, ex), ex.record, scope, receive, send)
+            await _send(fault_answer(fault, ex.record.phase, self.error_shape), ex.record, scope, receive, send)
         elif how == "slow":
-            late = response if response is not None else self._error(504)
+            late = response if response is not None else api_error(self.error_shape, 504)
             if call is not None:
                 if call.read_timeout is not None and fault.delay >= call.read_timeout:
                     raise SimulatedReadTimeout(f"simulated: the answer would come {fault.delay:g} s late")
@@ -535,17 +442,24 @@ class EvoLinkSimulator:
         try:
             body = json.loads(ex.body)
         except ValueError:
-            return self._error(400, message="Request body is not valid JSON")
+            return api_error(self.error_shape, 400, message="Request body is not valid JSON")
         try:
             spec = validate_generation(body, reading=self.reading)
         except RequestRejected as rejected:
-            return self._error(rejected.status, code=rejected.code, message=rejected.message, param=rejected.param)
+            return api_error(
+                self.error_shape, rejected.status, code=rejected.code, message=rejected.message, param=rejected.param
+            )
         if spec.model in self.denied_models:
-            return self._error(
-                403, code="model_access_denied", message=f"Token does not have access to model: {spec.model}"
+            return api_error(
+                self.error_shape,
+                403,
+                code="model_access_denied",
+                message=f"Token does not have access to model: {spec.model}",
             )
         if not self.state.charge(spec.credits):
-            return self._error(402, message=f"Insufficient quota: this task needs {spec.credits:g} credits.")
+            return api_error(
+                self.error_shape, 402, message=f"Insufficient quota: this task needs {spec.credits:g} credits."
+            )
         task = self._create_task(spec, body, ex)
         ex.record.task_id = task.id
         return JSONResponse(self._task_json(task, TaskView("pending", 0), ex.base_url, task.created))
@@ -585,7 +499,7 @@ class EvoLinkSimulator:
             for fault in self.faults.take_task_faults():
                 if fault.kind == "fail_task":
                     task.fail_code = fault.error_code
-                    task.fail_message = fault.message or _TASK_ERROR_MESSAGES.get(fault.error_code, fault.error_code)
+                    task.fail_message = fault.message or task_error_message(fault.error_code)
                     task.fail_at = None if fault.at_progress is None else task.time_at_progress(fault.at_progress)
                 elif fault.kind == "bad_video":
                     task.bad_video = fault.bad_video
@@ -685,7 +599,8 @@ class EvoLinkSimulator:
     async def _poll(self, ex: _Exchange) -> Response:
         task_id = ex.params["task_id"]
         if not task_id.startswith("task-unified-"):
-            return self._error(
+            return api_error(
+                self.error_shape,
                 400,
                 code="invalid_task_id",
                 message="Invalid task ID format, must start with 'task-unified-'",
@@ -694,9 +609,9 @@ class EvoLinkSimulator:
         task = self.state.task(task_id)
         now = self.clock.now()
         if task is None or (self.task_ttl is not None and now > task.created + self.task_ttl):
-            return self._error(404)
+            return api_error(self.error_shape, 404)
         if task.owner != ex.owner:
-            return self._error(403, message="You don't have permission to access this task")
+            return api_error(self.error_shape, 403, message="You don't have permission to access this task")
         return JSONResponse(self._task_json(task, task.view(now), ex.base_url, now))
 
     # -- results ----------------------------------------------------------------------------
@@ -712,17 +627,17 @@ class EvoLinkSimulator:
         task = self.state.task(ex.params["task_id"])
         now = self.clock.now()
         if task is None or task.spec.kind != "video" or task.view(now).status != "completed":
-            return _cdn_error(404, "NoSuchKey", "The specified key does not exist.")
+            return cdn_error(404, "NoSuchKey", "The specified key does not exist.")
         query = parse_qs(ex.request.url.query)
         try:
             expires = int(query["expires"][0])
             signature = query["signature"][0]
         except (KeyError, IndexError, ValueError):
-            return _cdn_error(403, "AccessDenied", "Missing or malformed signature")
+            return cdn_error(403, "AccessDenied", "Missing or malformed signature")
         if not hmac.compare_digest(signature, self._signature(task.id, expires)):
-            return _cdn_error(403, "SignatureDoesNotMatch", "The request signature does not match")
+            return cdn_error(403, "SignatureDoesNotMatch", "The request signature does not match")
         if now > expires:
-            return _cdn_error(403, "AccessDenied", "Request has expired")
+            return cdn_error(403, "AccessDenied", "Request has expired")
         video = await anyio.to_thread.run_sync(self.video, task.id)
         return Response(video, media_type="video/mp4", headers={"Cache-Control": "private, max-age=86400"})
 
@@ -744,29 +659,29 @@ class EvoLinkSimulator:
     async def _upload_base64(self, ex: _Exchange) -> Response:
         body = _json_object(ex.body)
         if body is None:
-            return _files_error(400, "Request body must be a JSON object")
+            return files_error(400, "Request body must be a JSON object")
         raw = body.get("base64_data")
         if not isinstance(raw, str) or not raw.strip():
-            return _files_error(400, "base64_data is required")
+            return files_error(400, "base64_data is required")
         if raw.startswith("data:"):
             raw = raw.partition(",")[2]
         try:
             data = base64.b64decode("".join(raw.split()), validate=True)
         except (binascii.Error, ValueError):
-            return _files_error(400, "base64_data is not valid base64")
+            return files_error(400, "base64_data is not valid base64")
         return self._store_upload(ex, data, _opt_str(body.get("file_name")), _opt_str(body.get("upload_path")), None)
 
     async def _upload_stream(self, ex: _Exchange) -> Response:
         try:
             form = await ex.request.form()
         except Exception:  # any parse failure means a malformed body from the client
-            return _files_error(400, "Expected a multipart/form-data body with a file field")
+            return files_error(400, "Expected a multipart/form-data body with a file field")
         try:
             upload = form.get("file")
             fields = {k: v for k, v in form.items() if isinstance(v, str)}
             if not isinstance(upload, UploadFile):
                 ex.record.json = fields
-                return _files_error(400, "file is required")
+                return files_error(400, "file is required")
             data = await upload.read()
             ex.record.json = {**fields, "file": {"filename": upload.filename, "size": len(data)}}
             name = fields.get("file_name") or fields.get("fileName")
@@ -778,15 +693,15 @@ class EvoLinkSimulator:
     async def _upload_url(self, ex: _Exchange) -> Response:
         body = _json_object(ex.body)
         if body is None:
-            return _files_error(400, "Request body must be a JSON object")
+            return files_error(400, "Request body must be a JSON object")
         url = body.get("file_url")
         parts = urlsplit(url) if isinstance(url, str) else None
         if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
-            return _files_error(400, "file_url must be an http(s) URL")
+            return files_error(400, "file_url must be an http(s) URL")
         _, stored = self._own_file(str(url))
         if stored is None:
             # The simulator has no network: only its own files can be fetched.
-            return _files_error(400, f"Failed to download file from URL: {parts.hostname} is not reachable")
+            return files_error(400, f"Failed to download file from URL: {parts.hostname} is not reachable")
         original = unquote(parts.path.rsplit("/", 1)[-1])
         return self._store_upload(
             ex, stored.data, _opt_str(body.get("file_name")), _opt_str(body.get("upload_path")), original
@@ -796,15 +711,15 @@ class EvoLinkSimulator:
         self, ex: _Exchange, data: bytes, file_name: str | None, upload_path: str | None, original: str | None
     ) -> Response:
         if not data:
-            return _files_error(400, "The file is empty")
+            return files_error(400, "The file is empty")
         if len(data) > IMAGE_MAX_BYTES:
-            return _files_error(400, f"File too large: {len(data)} bytes (max {IMAGE_MAX_BYTES})")
+            return files_error(400, f"File too large: {len(data)} bytes (max {IMAGE_MAX_BYTES})")
         info = sniff_image(data)
         if info is None:
-            return _files_error(400, "Unsupported file type: only image/jpeg, image/png, image/gif, image/webp")
+            return files_error(400, "Unsupported file type: only image/jpeg, image/png, image/gif, image/webp")
         now = self.clock.now()
         if self.state.live_files(now, ex.owner) >= self.max_files:
-            return _files_error(403, f"File quota exceeded: {self.max_files} files")
+            return files_error(403, f"File quota exceeded: {self.max_files} files")
         file_id = "file_" + "".join(self._id_rng.choices(_ID_ALPHABET, k=16))
         name = _safe_name(file_name) or f"{file_id[5:]}.{info.extension}"
         stored = StoredFile(
@@ -862,9 +777,9 @@ class EvoLinkSimulator:
     async def _serve_file(self, ex: _Exchange) -> Response:
         stored = self.state.file(ex.params["file_id"])
         if stored is None:
-            return _cdn_error(404, "NoSuchKey", "The specified key does not exist.")
+            return cdn_error(404, "NoSuchKey", "The specified key does not exist.")
         if stored.expires_at <= self.clock.now():
-            return _cdn_error(403, "AccessDenied", "The file has expired")
+            return cdn_error(403, "AccessDenied", "The file has expired")
         return Response(stored.data, media_type=stored.mime_type)
 
 
@@ -934,27 +849,6 @@ def _safe_name(name: str | None) -> str | None:
 
 def _iso(when: float) -> str:
     return datetime.fromtimestamp(when, tz=timezone.utc).isoformat(timespec="seconds")
-
-
-def _phrase(status: int) -> str:
-    try:
-        return HTTPStatus(status).phrase
-    except ValueError:
-        return "Error"
-
-
-def _files_error(
-    status: int, message: str, headers: dict[str, str] | None = None, code: str | int | None = None
-) -> JSONResponse:
-    """The file API's envelope for a failure; its ``code`` is the HTTP status unless told otherwise
-    (the API also refuses with HTTP 200 and ``{"success": false, "code": 400}``)."""
-    body = {"success": False, "code": status if code is None else code, "msg": message}
-    return JSONResponse(body, status_code=status, headers=headers)
-
-
-def _cdn_error(status: int, code: str, message: str) -> Response:
-    """What a storage CDN answers for a bad or expired link: small, and not JSON."""
-    return Response(_CDN_ERROR.format(code=code, message=message), status, media_type="application/xml")
 
 
 async def _send(response: Response, record: RequestRecord, scope: Scope, receive: Receive, send: Send) -> None:

@@ -33,7 +33,8 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from kling_provider.testing import EvoLinkSimulator, Fault
-from kling_provider.testing.app import _cdn_error, _Exchange
+from kling_provider.testing.app import _Exchange
+from kling_provider.testing.errors import cdn_error
 from kling_provider.testing.state import SimTask
 
 CONTROL = "/_soak/"
@@ -71,11 +72,11 @@ class SoakSimulator(EvoLinkSimulator):
             current = self._expiry(task) + self.renewals.get(task.id, 0)
             if expires is not None and expires < current:
                 ex.record.fault = ex.record.fault or "stale_link"
-                return _cdn_error(403, "AccessDenied", "Request has expired")
+                return cdn_error(403, "AccessDenied", "Request has expired")
             if expires == current and self.expire_rate and self._expire_rng.random() < self.expire_rate:
                 self.renewals[task.id] = self.renewals.get(task.id, 0) + 1
                 ex.record.fault = EXPIRED_LINK
-                return _cdn_error(403, "AccessDenied", "Request has expired")
+                return cdn_error(403, "AccessDenied", "Request has expired")
         return await super()._download(ex)
 
 
