@@ -21,19 +21,17 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import hmac
 import json
 import math
 import random
 import re
-import secrets
 import string
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Literal
-from urllib.parse import parse_qs, quote, unquote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 import anyio
 import anyio.to_thread
@@ -51,6 +49,7 @@ from kling_provider.testing.errors import (
     files_error,
     task_error_message,
 )
+from kling_provider.testing.exchange import Exchange, bearer, fingerprint, loggable_json
 from kling_provider.testing.faults import (
     ErrorShape,
     Fault,
@@ -58,6 +57,7 @@ from kling_provider.testing.faults import (
     SimulatedConnectionDrop,
     SimulatedReadTimeout,
 )
+from kling_provider.testing.links import ResultLinks, download
 from kling_provider.testing.state import (
     Phase,
     RequestRecord,
@@ -90,7 +90,7 @@ _API_PHASES = frozenset({"submit", "poll", "upload", "quota"})
 _LINK_PHASES = frozenset({"download", "file"})
 _ID_ALPHABET = string.ascii_lowercase + string.digits
 
-Handler = Callable[["_Exchange"], Awaitable[Response]]
+Handler = Callable[["Exchange"], Awaitable[Response]]
 
 
 @dataclass
@@ -113,21 +113,6 @@ _ROUTES = [
     _Route("GET", re.compile(r"/api/v1/files/download/(?P<file_id>[^/]+)"), "file", "_serve_file"),
 ]
 _OWN_FILE_PATH = re.compile(r"/(?:files/uploads|api/v1/files/download)/(?P<file_id>file_[a-z0-9]+)(?:/.*)?")
-
-
-@dataclass
-class _Exchange:
-    """One request being served (the key lives here only, never in the record)."""
-
-    request: Request
-    record: RequestRecord
-    handler: str | None
-    allowed: list[str]
-    params: dict[str, str]
-    body: bytes
-    key: str | None = field(repr=False)
-    owner: str
-    base_url: str
 
 
 class EvoLinkSimulator:
@@ -198,7 +183,6 @@ class EvoLinkSimulator:
         self.duration_jitter = duration_jitter
         self.pending_seconds = pending_seconds
         self.estimated_time_mode = estimated_time_mode
-        self.link_lifetime = link_lifetime
         self.error_shape: ErrorShape = error_shape
         self.rate_limit_retry_after = rate_limit_retry_after
         self.cancel_style: Literal["cancelled", "failed"] = cancel_style
@@ -210,9 +194,10 @@ class EvoLinkSimulator:
         self.faults = FaultSet(seed=seed)
         self._rng = random.Random(seed)
         self._id_rng = random.Random(seed + 1)
-        self._secret = secrets.token_bytes(16)
         self._file_hosts: set[str] = set()
         self._videos = VideoCache()
+        #: Signs and judges result links; a subclass put here changes the link policy.
+        self.links = ResultLinks(link_lifetime)
         self._limiter: SlidingWindowLimiter | None = None
         self.rate_limit_rpm = rate_limit_rpm
 
@@ -220,6 +205,15 @@ class EvoLinkSimulator:
         return f"{type(self).__name__}(tasks={len(self.state.tasks)}, clock={self.clock!r})"
 
     # -- configuration that rebuilds state --------------------------------------------------
+
+    @property
+    def link_lifetime(self) -> float:
+        """Seconds a result link stays valid after completion (``links.lifetime``)."""
+        return self.links.lifetime
+
+    @link_lifetime.setter
+    def link_lifetime(self, value: float) -> None:
+        self.links.lifetime = value
 
     @property
     def rate_limit_rpm(self) -> int | None:
@@ -348,7 +342,7 @@ class EvoLinkSimulator:
             return
         request = Request(scope, receive)
         handler, phase, params, allowed = _route(request.method, request.url.path)
-        key = _bearer(request.headers.get("authorization"))
+        key = bearer(request.headers.get("authorization"))
         record = RequestRecord(
             time=self.clock.now(),
             method=request.method,
@@ -361,8 +355,8 @@ class EvoLinkSimulator:
         )
         self.state.log(record)
         body = await request.body()
-        record.json = _loggable_json(request, body)
-        exchange = _Exchange(
+        record.json = loggable_json(request, body)
+        exchange = Exchange(
             request=request,
             record=record,
             handler=handler,
@@ -370,7 +364,7 @@ class EvoLinkSimulator:
             params=params,
             body=body,
             key=key,
-            owner=_fingerprint(key or ""),
+            owner=fingerprint(key or ""),
             base_url=str(request.base_url).rstrip("/"),
         )
         fault = self.faults.take(phase, record.task_id)
@@ -381,7 +375,7 @@ class EvoLinkSimulator:
         response = await self._handle(exchange) if fault.processes(request.method) else None
         await self._deliver_fault(fault, exchange, response, scope, receive, send)
 
-    async def _handle(self, ex: _Exchange) -> Response:
+    async def _handle(self, ex: Exchange) -> Response:
         if ex.handler is None:
             if ex.allowed:
                 return api_error(self.error_shape, 405, headers={"Allow": ", ".join(ex.allowed)})
@@ -403,7 +397,7 @@ class EvoLinkSimulator:
     def _key_ok(self, key: str) -> bool:
         return bool(key) if self.accept_any_key else any(hmac.compare_digest(key, k) for k in self.api_keys)
 
-    def _rate_limited(self, ex: _Exchange) -> Response | None:
+    def _rate_limited(self, ex: Exchange) -> Response | None:
         if self._limiter is None:
             return None
         wait = self._limiter.acquire(ex.owner, self.clock.now())
@@ -416,7 +410,7 @@ class EvoLinkSimulator:
         return api_error(self.error_shape, 429, hint=seconds, headers=headers)
 
     async def _deliver_fault(
-        self, fault: Fault, ex: _Exchange, response: Response | None, scope: Scope, receive: Receive, send: Send
+        self, fault: Fault, ex: Exchange, response: Response | None, scope: Scope, receive: Receive, send: Send
     ) -> None:
         how = fault.delivery
         call = in_process_call()
@@ -438,7 +432,7 @@ class EvoLinkSimulator:
 
     # -- submit and poll --------------------------------------------------------------------
 
-    async def _submit(self, ex: _Exchange) -> Response:
+    async def _submit(self, ex: Exchange) -> Response:
         try:
             body = json.loads(ex.body)
         except ValueError:
@@ -464,7 +458,7 @@ class EvoLinkSimulator:
         ex.record.task_id = task.id
         return JSONResponse(self._task_json(task, TaskView("pending", 0), ex.base_url, task.created))
 
-    def _create_task(self, spec: GenerationSpec, body: dict[str, Any], ex: _Exchange) -> SimTask:
+    def _create_task(self, spec: GenerationSpec, body: dict[str, Any], ex: Exchange) -> SimTask:
         now = self.clock.now()
         with self.state.lock:
             estimated = self.generation_seconds
@@ -530,7 +524,7 @@ class EvoLinkSimulator:
             stored = None
         return ours, stored
 
-    def _image_problem(self, spec: GenerationSpec, ex: _Exchange) -> tuple[str, str] | None:
+    def _image_problem(self, spec: GenerationSpec, ex: Exchange) -> tuple[str, str] | None:
         """Why the vendor will fail to use an input image that lives on this simulator, if it will."""
         for url in spec.image_urls:
             ours, stored = self._own_file(url)
@@ -584,7 +578,7 @@ class EvoLinkSimulator:
         }
         if view.status == "completed":
             if task.spec.kind == "video":
-                url = self._result_url(task, base_url)
+                url = self.links.url(task, base_url)
                 data["results"] = [url]
                 data["result_data"] = [
                     {"video_url": url, "width": task.width, "height": task.height, "duration": task.spec.duration}
@@ -596,7 +590,7 @@ class EvoLinkSimulator:
             data["error"] = dict(view.error)
         return data
 
-    async def _poll(self, ex: _Exchange) -> Response:
+    async def _poll(self, ex: Exchange) -> Response:
         task_id = ex.params["task_id"]
         if not task_id.startswith("task-unified-"):
             return api_error(
@@ -616,30 +610,8 @@ class EvoLinkSimulator:
 
     # -- results ----------------------------------------------------------------------------
 
-    def _signature(self, task_id: str, expires: int) -> str:
-        return hmac.new(self._secret, f"{task_id}:{expires}".encode(), hashlib.sha256).hexdigest()[:32]
-
-    def _result_url(self, task: SimTask, base_url: str) -> str:
-        expires = math.ceil(task.ends_at + self.link_lifetime)
-        return f"{base_url}/files/results/{task.id}.mp4?expires={expires}&signature={self._signature(task.id, expires)}"
-
-    async def _download(self, ex: _Exchange) -> Response:
-        task = self.state.task(ex.params["task_id"])
-        now = self.clock.now()
-        if task is None or task.spec.kind != "video" or task.view(now).status != "completed":
-            return cdn_error(404, "NoSuchKey", "The specified key does not exist.")
-        query = parse_qs(ex.request.url.query)
-        try:
-            expires = int(query["expires"][0])
-            signature = query["signature"][0]
-        except (KeyError, IndexError, ValueError):
-            return cdn_error(403, "AccessDenied", "Missing or malformed signature")
-        if not hmac.compare_digest(signature, self._signature(task.id, expires)):
-            return cdn_error(403, "SignatureDoesNotMatch", "The request signature does not match")
-        if now > expires:
-            return cdn_error(403, "AccessDenied", "Request has expired")
-        video = await anyio.to_thread.run_sync(self.video, task.id)
-        return Response(video, media_type="video/mp4", headers={"Cache-Control": "private, max-age=86400"})
+    async def _download(self, ex: Exchange) -> Response:
+        return await download(self, ex)
 
     def video(self, task_id: str) -> bytes:
         """The MP4 a video task's result link serves (kling_provider.testing.videos: the prompt's
@@ -656,7 +628,7 @@ class EvoLinkSimulator:
 
     # -- files ------------------------------------------------------------------------------
 
-    async def _upload_base64(self, ex: _Exchange) -> Response:
+    async def _upload_base64(self, ex: Exchange) -> Response:
         body = _json_object(ex.body)
         if body is None:
             return files_error(400, "Request body must be a JSON object")
@@ -671,7 +643,7 @@ class EvoLinkSimulator:
             return files_error(400, "base64_data is not valid base64")
         return self._store_upload(ex, data, _opt_str(body.get("file_name")), _opt_str(body.get("upload_path")), None)
 
-    async def _upload_stream(self, ex: _Exchange) -> Response:
+    async def _upload_stream(self, ex: Exchange) -> Response:
         try:
             form = await ex.request.form()
         except Exception:  # any parse failure means a malformed body from the client
@@ -690,7 +662,7 @@ class EvoLinkSimulator:
         finally:
             await form.close()
 
-    async def _upload_url(self, ex: _Exchange) -> Response:
+    async def _upload_url(self, ex: Exchange) -> Response:
         body = _json_object(ex.body)
         if body is None:
             return files_error(400, "Request body must be a JSON object")
@@ -708,7 +680,7 @@ class EvoLinkSimulator:
         )
 
     def _store_upload(
-        self, ex: _Exchange, data: bytes, file_name: str | None, upload_path: str | None, original: str | None
+        self, ex: Exchange, data: bytes, file_name: str | None, upload_path: str | None, original: str | None
     ) -> Response:
         if not data:
             return files_error(400, "The file is empty")
@@ -757,7 +729,7 @@ class EvoLinkSimulator:
             }
         )
 
-    async def _quota(self, ex: _Exchange) -> Response:
+    async def _quota(self, ex: Exchange) -> Response:
         used = self.state.live_files(self.clock.now(), ex.owner)
         return JSONResponse(
             {
@@ -774,7 +746,7 @@ class EvoLinkSimulator:
             }
         )
 
-    async def _serve_file(self, ex: _Exchange) -> Response:
+    async def _serve_file(self, ex: Exchange) -> Response:
         stored = self.state.file(ex.params["file_id"])
         if stored is None:
             return cdn_error(404, "NoSuchKey", "The specified key does not exist.")
@@ -801,31 +773,6 @@ def _route(method: str, path: str) -> tuple[str | None, Phase, dict[str, str], l
         allowed.append(route.method)
         phase = route.phase
     return None, phase, {}, allowed
-
-
-def _bearer(header: str | None) -> str | None:
-    if not header:
-        return None
-    scheme, _, value = header.strip().partition(" ")
-    value = value.strip()
-    return value if scheme.lower() == "bearer" and value else None
-
-
-def _fingerprint(key: str) -> str:
-    """Stands for an account in memory without keeping the key itself around."""
-    return hashlib.sha256(key.encode()).hexdigest()[:16]
-
-
-def _loggable_json(request: Request, body: bytes) -> Any:
-    if not body or "json" not in request.headers.get("content-type", "json"):
-        return None
-    try:
-        value = json.loads(body)
-    except ValueError:
-        return None
-    if isinstance(value, dict) and isinstance(value.get("base64_data"), str):
-        value = {**value, "base64_data": f"<{len(value['base64_data'])} characters>"}
-    return value
 
 
 def _json_object(body: bytes) -> dict[str, Any] | None:

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import random
 import socket
 import sys
@@ -33,8 +32,9 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from kling_provider.testing import EvoLinkSimulator, Fault
-from kling_provider.testing.app import _Exchange
 from kling_provider.testing.errors import cdn_error
+from kling_provider.testing.exchange import Exchange
+from kling_provider.testing.links import ResultLinks
 from kling_provider.testing.state import SimTask
 
 CONTROL = "/_soak/"
@@ -42,42 +42,55 @@ EXPIRED_LINK = "expired_link"
 _FAULT_FIELDS = {f.name for f in fields(Fault) if f.init}
 
 
-class SoakSimulator(EvoLinkSimulator):
-    """The simulator, plus result links that can expire and be renewed (see the module doc)."""
+class RenewingLinks(ResultLinks):
+    """Result links that expire at random and are renewed by the next query (see the module doc)."""
 
-    def __init__(self, *, expire_rate: float = 0.0, **options: Any) -> None:
-        super().__init__(**options)
+    def __init__(self, lifetime: float, *, expire_rate: float, seed: int) -> None:
+        super().__init__(lifetime)
         self.expire_rate = expire_rate
-        self._expire_rng = random.Random(options.get("seed", 0) + 7)
+        self._expire_rng = random.Random(seed + 7)
         #: Task id -> how many times its link was refused as expired (= renewals handed out).
         self.renewals: dict[str, int] = {}
 
-    def _result_url(self, task: SimTask, base_url: str) -> str:
-        renewals = self.renewals.get(task.id, 0)
-        if not renewals:
-            return super()._result_url(task, base_url)
-        expires = self._expiry(task) + renewals
-        return f"{base_url}/files/results/{task.id}.mp4?expires={expires}&signature={self._signature(task.id, expires)}"
+    def expiry(self, task: SimTask) -> int:
+        return super().expiry(task) + self.renewals.get(task.id, 0)
 
-    def _expiry(self, task: SimTask) -> int:
-        return math.ceil(task.ends_at + self.link_lifetime)
+    def refusal(self, task: SimTask, ex: Exchange, now: float) -> Response | None:
+        try:
+            expires = int(parse_qs(ex.request.url.query)["expires"][0])
+        except (KeyError, IndexError, ValueError):
+            expires = None
+        current = self.expiry(task)
+        if expires is not None and expires < current:
+            ex.record.fault = ex.record.fault or "stale_link"
+            return cdn_error(403, "AccessDenied", "Request has expired")
+        if expires == current and self.expire_rate and self._expire_rng.random() < self.expire_rate:
+            self.renewals[task.id] = self.renewals.get(task.id, 0) + 1
+            ex.record.fault = EXPIRED_LINK
+            return cdn_error(403, "AccessDenied", "Request has expired")
+        return super().refusal(task, ex, now)
 
-    async def _download(self, ex: _Exchange) -> Response:
-        task = self.state.task(ex.params["task_id"])
-        if task is not None and task.view(self.clock.now()).status == "completed":
-            try:
-                expires = int(parse_qs(ex.request.url.query)["expires"][0])
-            except (KeyError, IndexError, ValueError):
-                expires = None
-            current = self._expiry(task) + self.renewals.get(task.id, 0)
-            if expires is not None and expires < current:
-                ex.record.fault = ex.record.fault or "stale_link"
-                return cdn_error(403, "AccessDenied", "Request has expired")
-            if expires == current and self.expire_rate and self._expire_rng.random() < self.expire_rate:
-                self.renewals[task.id] = self.renewals.get(task.id, 0) + 1
-                ex.record.fault = EXPIRED_LINK
-                return cdn_error(403, "AccessDenied", "Request has expired")
-        return await super()._download(ex)
+
+class SoakSimulator(EvoLinkSimulator):
+    """The simulator, with :class:`RenewingLinks` as its result links."""
+
+    def __init__(self, *, expire_rate: float = 0.0, **options: Any) -> None:
+        super().__init__(**options)
+        self.links: RenewingLinks = RenewingLinks(
+            self.link_lifetime, expire_rate=expire_rate, seed=options.get("seed", 0)
+        )
+
+    @property
+    def expire_rate(self) -> float:
+        return self.links.expire_rate
+
+    @expire_rate.setter
+    def expire_rate(self, value: float) -> None:
+        self.links.expire_rate = value
+
+    @property
+    def renewals(self) -> dict[str, int]:
+        return self.links.renewals
 
 
 class SoakApp:
