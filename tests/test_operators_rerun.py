@@ -205,9 +205,9 @@ def test_a_retry_after_a_crash_past_the_sidecar_reuses_its_own_video(
 ) -> None:
     """The first try saves the video and its sidecar, then dies before finishing (its task state
     still names the EvoLink task): the retry finds its own video and neither pays nor downloads."""
-    from kling_provider.operators.base import _KlingOperatorBase
+    from kling_provider.operators.base import BaseKlingOperator
 
-    original = _KlingOperatorBase._publish_link
+    original = BaseKlingOperator._publish_link
     calls: list[int] = []
 
     def crash_once(self: Any, context: Any, result: Any) -> None:
@@ -216,7 +216,7 @@ def test_a_retry_after_a_crash_past_the_sidecar_reuses_its_own_video(
             raise RuntimeError("worker lost after saving")
         original(self, context, result)
 
-    monkeypatch.setattr(_KlingOperatorBase, "_publish_link", crash_once)
+    monkeypatch.setattr(BaseKlingOperator, "_publish_link", crash_once)
     video = tmp_path / "kite.mp4"
     run = run_dag("rerun_retrying", output_uri=video)
     assert "success" in run.state and run.try_number == 2, run

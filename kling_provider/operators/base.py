@@ -4,7 +4,7 @@ Shape (after the dbt Cloud operator): validate, submit, remember the remote id, 
 :class:`~kling_provider.triggers.kling.KlingTaskTrigger` (or wait on the worker), and on
 completion save the video and return a small dict for downstream tasks.
 
-Bill-once decisions, all in :meth:`_KlingOperatorBase.execute`:
+Bill-once decisions, all in :meth:`BaseKlingOperator.execute`:
 
 * Arguments are validated (parse time for literals, before anything is sent for templates) and
   the budget is checked before images are uploaded or a task is created.
@@ -96,7 +96,7 @@ def show(value: Any) -> str:
     return _show(value)
 
 
-#: The arguments every Kling operator takes from :class:`_KlingOperatorBase` (``model`` is in each
+#: The arguments every Kling operator takes from :class:`BaseKlingOperator` (``model`` is in each
 #: operator's own docstring, with its models), added to each operator's docstring by
 #: :func:`with_base_params`. The guides in docs/operators/ say more.
 BASE_PARAMS = """
@@ -162,8 +162,18 @@ def _is_url(value: Any) -> bool:
     return isinstance(value, str) and value.split("://", 1)[0].lower() in ("http", "https")
 
 
-class _KlingOperatorBase(BaseOperator):
-    """What the three operators share; subclasses say which request they build."""
+@with_base_params(BASE_PARAMS)
+class BaseKlingOperator(BaseOperator):
+    """What every Kling operator shares: validate, budget, submit once, wait, save, return.
+
+    Subclass it for an operator of your own: set ``request_class`` (with
+    :func:`lazy_request_model`), ``placeholders`` and ``image_fields``, and implement
+    :meth:`request_arguments` and :meth:`build_result`. The operators in
+    :mod:`kling_provider.operators.kling` are the examples.
+
+    :param model: the EvoLink model id; each subclass names its own models and default.
+    :returns: (the XCom) what the subclass's :meth:`build_result` makes of the finished task.
+    """
 
     request_class: ClassVar[type[KlingRequest]]
     #: Operator argument -> how to stand in for it at parse time when it is templated.
@@ -225,6 +235,7 @@ class _KlingOperatorBase(BaseOperator):
         raise NotImplementedError
 
     def build_result(self, task: Task, saved_uri: str | None, estimate: CostEstimate) -> dict[str, Any]:
+        """The XCom returned for the finished task (a small, JSON-serialisable dict)."""
         raise NotImplementedError
 
     def reuse_saved(

@@ -28,7 +28,7 @@ from kling_provider.operators.base import (
     _PLACEHOLDER_URL,
     BASE_PARAMS,
     LINK_LIFETIME,
-    _KlingOperatorBase,
+    BaseKlingOperator,
     _plain,
     lazy_request_model,
     with_base_params,
@@ -111,7 +111,7 @@ class KlingVideoLink(BaseOperatorLink):
         return decided_link(operator)
 
 
-class _VideoOperator(_KlingOperatorBase):
+class _VideoOperator(BaseKlingOperator):
     """Text- and image-to-video: prompts, duration, quality, sound, shots, and saving the result."""
 
     template_fields: Sequence[str] = (
@@ -544,7 +544,7 @@ class KlingImageToVideoOperator(_VideoOperator):
 
 
 @with_base_params(BASE_PARAMS)
-class KlingCreateElementOperator(_KlingOperatorBase):
+class KlingCreateElementOperator(BaseKlingOperator):
     """Create a reusable element (a character or object) with ``kling-custom-element``
     (docs/operators/create_element.md).
 

@@ -12,7 +12,7 @@ mapped arguments standing in the way templates do:
 
 A DAG fails to parse only if no value of the unknown arguments could pass. An ``expand()``
 argument is present: a template field stands in as templates do
-(:meth:`_KlingOperatorBase._stand_in`); an ``expand_kwargs()`` row may set any argument or leave
+(:meth:`BaseKlingOperator._stand_in`); an ``expand_kwargs()`` row may set any argument or leave
 it out, so those are left out. Other unknown arguments take their defaults. Then a problem that
 names an unknown argument is not counted, an unknown ``duration`` leaves the shot rules to
 ``execute()``, an unknown ``model`` passes if any model of the operator's family accepts the
@@ -36,7 +36,7 @@ from kling_provider.exceptions import KlingValidationError
 if TYPE_CHECKING:
     from airflow.sdk.definitions.mappedoperator import MappedOperator
 
-    from kling_provider.operators.base import _KlingOperatorBase
+    from kling_provider.operators.base import BaseKlingOperator
 
 #: While a mapped operator is checked: its arguments whose values are not known yet. The
 #: operator built for the check skips ``BaseOperator.__init__`` (Airflow builds the real one when
@@ -146,8 +146,8 @@ def check_expand_kwargs(partial: OperatorPartial, rows: Any, *, strict: bool = T
         _check(cls, partial, dict(row), unknown=set(), where=where)
 
 
-def _operator(partial: OperatorPartial) -> type[_KlingOperatorBase]:
-    cls: type[_KlingOperatorBase] = partial.operator_class  # type: ignore[assignment]
+def _operator(partial: OperatorPartial) -> type[BaseKlingOperator]:
+    cls: type[BaseKlingOperator] = partial.operator_class  # type: ignore[assignment]
     return cls
 
 
@@ -180,7 +180,7 @@ def _required_names(cls: type) -> frozenset[str]:
 
 
 def _check(
-    cls: type[_KlingOperatorBase],
+    cls: type[BaseKlingOperator],
     partial: OperatorPartial,
     known: dict[str, Any],
     *,

@@ -371,7 +371,7 @@ class MatrixEnv:
 def matrix_environment(workdir: Path) -> Iterator[MatrixEnv]:
     """A loopback simulator with the canary key, ``kling_default`` pointing at it, and the operators'
     execute / execute_complete wrapped to record how each call ended (for the typed error)."""
-    from kling_provider.operators.base import _KlingOperatorBase
+    from kling_provider.operators.base import BaseKlingOperator
     from kling_provider.testing.media import make_png
 
     from .support import CANARY_KEY, kling_default, run_dag_test, simulator_server
@@ -379,7 +379,7 @@ def matrix_environment(workdir: Path) -> Iterator[MatrixEnv]:
     image = workdir / "frame.png"
     image.write_bytes(make_png(1280, 720))
     attempts: list[Attempt] = []
-    execute, execute_complete = _KlingOperatorBase.execute, _KlingOperatorBase.execute_complete
+    execute, execute_complete = BaseKlingOperator.execute, BaseKlingOperator.execute_complete
 
     def recorded(method: Any, name: str) -> Any:
         def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
@@ -401,8 +401,8 @@ def matrix_environment(workdir: Path) -> Iterator[MatrixEnv]:
     with simulator_server() as server, kling_default(server.base_url, timeout=CLIENT_TIMEOUT):
         register_base_url(server.sim, server.base_url)
         with pytest.MonkeyPatch.context() as patch:
-            patch.setattr(_KlingOperatorBase, "execute", recorded(execute, "execute"))
-            patch.setattr(_KlingOperatorBase, "execute_complete", recorded(execute_complete, "execute_complete"))
+            patch.setattr(BaseKlingOperator, "execute", recorded(execute, "execute"))
+            patch.setattr(BaseKlingOperator, "execute_complete", recorded(execute_complete, "execute_complete"))
             yield MatrixEnv(server.sim, run_dag_test, workdir, image, attempts, CANARY_KEY)
 
 

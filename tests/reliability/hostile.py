@@ -26,7 +26,7 @@ from test_models_schema import assert_vendor_valid
 
 from kling_provider.exceptions import KlingValidationError
 from kling_provider.models import REQUEST_MODELS
-from kling_provider.operators.base import _KlingOperatorBase
+from kling_provider.operators.base import BaseKlingOperator
 from kling_provider.testing.media import make_jpeg, make_png
 
 #: Where the fake file API says uploads live (what image_start etc. must then carry).
@@ -89,18 +89,18 @@ class _FakeEvoLink:
 @contextmanager
 def _fake_hooks(fake: _FakeEvoLink) -> Iterator[None]:
     """Every hook an operator builds talks to ``fake`` (the operator still builds it, with its policies)."""
-    original = _KlingOperatorBase.get_hook
+    original = BaseKlingOperator.get_hook
 
     def get_hook(self: Any) -> Any:
         hook = original(self)
         hook._transport = httpx.MockTransport(fake)
         return hook
 
-    _KlingOperatorBase.get_hook = get_hook  # type: ignore[method-assign]
+    BaseKlingOperator.get_hook = get_hook  # type: ignore[method-assign]
     try:
         yield
     finally:
-        _KlingOperatorBase.get_hook = original  # type: ignore[method-assign]
+        BaseKlingOperator.get_hook = original  # type: ignore[method-assign]
 
 
 class _StateAccessor:
