@@ -90,28 +90,20 @@ _API_PHASES = frozenset({"submit", "poll", "upload", "quota"})
 _LINK_PHASES = frozenset({"download", "file"})
 _ID_ALPHABET = string.ascii_lowercase + string.digits
 
-Handler = Callable[["Exchange"], Awaitable[Response]]
+#: A route's handler: called with the simulator and the request, returns the answer.
+Handler = Callable[["EvoLinkSimulator", Exchange], Awaitable[Response]]
 
 
-@dataclass
-class _Route:
+@dataclass(frozen=True)
+class Route:
+    """``method`` requests whose path matches ``pattern`` (named groups: path parameters) go to ``handler``."""
+
     method: str
     pattern: re.Pattern[str]
     phase: Phase
-    handler: str
+    handler: Handler
 
 
-_ROUTES = [
-    _Route("POST", re.compile(r"/v1/videos/generations/?"), "submit", "_submit"),
-    _Route("GET", re.compile(r"/v1/tasks/(?P<task_id>[^/]+)"), "poll", "_poll"),
-    _Route("POST", re.compile(r"/api/v1/files/upload/base64"), "upload", "_upload_base64"),
-    _Route("POST", re.compile(r"/api/v1/files/upload/stream"), "upload", "_upload_stream"),
-    _Route("POST", re.compile(r"/api/v1/files/upload/url"), "upload", "_upload_url"),
-    _Route("GET", re.compile(r"/api/v1/files/quota"), "quota", "_quota"),
-    _Route("GET", re.compile(r"/files/results/(?P<task_id>[^/]+)\.mp4"), "download", "_download"),
-    _Route("GET", re.compile(r"/files/uploads/(?P<file_id>[^/]+)/(?P<name>[^/]+)"), "file", "_serve_file"),
-    _Route("GET", re.compile(r"/api/v1/files/download/(?P<file_id>[^/]+)"), "file", "_serve_file"),
-]
 _OWN_FILE_PATH = re.compile(r"/(?:files/uploads|api/v1/files/download)/(?P<file_id>file_[a-z0-9]+)(?:/.*)?")
 
 
@@ -341,7 +333,7 @@ class EvoLinkSimulator:
         if scope["type"] != "http":
             return
         request = Request(scope, receive)
-        handler, phase, params, allowed = _route(request.method, request.url.path)
+        route, phase, params, allowed = _resolve(request.method, request.url.path)
         key = bearer(request.headers.get("authorization"))
         record = RequestRecord(
             time=self.clock.now(),
@@ -359,8 +351,6 @@ class EvoLinkSimulator:
         exchange = Exchange(
             request=request,
             record=record,
-            handler=handler,
-            allowed=allowed,
             params=params,
             body=body,
             key=key,
@@ -369,16 +359,16 @@ class EvoLinkSimulator:
         )
         fault = self.faults.take(phase, record.task_id)
         if fault is None:
-            await _send(await self._handle(exchange), record, scope, receive, send)
+            await _send(await self._handle(exchange, route, allowed), record, scope, receive, send)
             return
         record.fault = fault.kind
-        response = await self._handle(exchange) if fault.processes(request.method) else None
+        response = await self._handle(exchange, route, allowed) if fault.processes(request.method) else None
         await self._deliver_fault(fault, exchange, response, scope, receive, send)
 
-    async def _handle(self, ex: Exchange) -> Response:
-        if ex.handler is None:
-            if ex.allowed:
-                return api_error(self.error_shape, 405, headers={"Allow": ", ".join(ex.allowed)})
+    async def _handle(self, ex: Exchange, route: Route | None, allowed: list[str]) -> Response:
+        if route is None:
+            if allowed:
+                return api_error(self.error_shape, 405, headers={"Allow": ", ".join(allowed)})
             return api_error(self.error_shape, 404, code="not_found", message=f"No such path: {ex.record.path}")
         phase = ex.record.phase
         if phase in _API_PHASES:
@@ -391,8 +381,7 @@ class EvoLinkSimulator:
             refused = self._rate_limited(ex)
             if refused is not None:
                 return refused
-        handler: Handler = getattr(self, ex.handler)
-        return await handler(ex)
+        return await route.handler(self, ex)
 
     def _key_ok(self, key: str) -> bool:
         return bool(key) if self.accept_any_key else any(hmac.compare_digest(key, k) for k in self.api_keys)
@@ -610,9 +599,6 @@ class EvoLinkSimulator:
 
     # -- results ----------------------------------------------------------------------------
 
-    async def _download(self, ex: Exchange) -> Response:
-        return await download(self, ex)
-
     def video(self, task_id: str) -> bytes:
         """The MP4 a video task's result link serves (kling_provider.testing.videos: the prompt's
         first words and each frame's number drawn in, sound when asked, or the planned mismatch)."""
@@ -760,16 +746,32 @@ class EvoLinkSimulator:
 # ---------------------------------------------------------------------------------------------
 
 
-def _route(method: str, path: str) -> tuple[str | None, Phase, dict[str, str], list[str]]:
-    """(handler name or None, phase, path parameters, methods the path allows)."""
+#: Every path the simulator serves, first match wins (see the module docstring).
+ROUTES: tuple[Route, ...] = (
+    Route("POST", re.compile(r"/v1/videos/generations/?"), "submit", EvoLinkSimulator._submit),
+    Route("GET", re.compile(r"/v1/tasks/(?P<task_id>[^/]+)"), "poll", EvoLinkSimulator._poll),
+    Route("POST", re.compile(r"/api/v1/files/upload/base64"), "upload", EvoLinkSimulator._upload_base64),
+    Route("POST", re.compile(r"/api/v1/files/upload/stream"), "upload", EvoLinkSimulator._upload_stream),
+    Route("POST", re.compile(r"/api/v1/files/upload/url"), "upload", EvoLinkSimulator._upload_url),
+    Route("GET", re.compile(r"/api/v1/files/quota"), "quota", EvoLinkSimulator._quota),
+    Route("GET", re.compile(r"/files/results/(?P<task_id>[^/]+)\.mp4"), "download", download),
+    Route(
+        "GET", re.compile(r"/files/uploads/(?P<file_id>[^/]+)/(?P<name>[^/]+)"), "file", EvoLinkSimulator._serve_file
+    ),
+    Route("GET", re.compile(r"/api/v1/files/download/(?P<file_id>[^/]+)"), "file", EvoLinkSimulator._serve_file),
+)
+
+
+def _resolve(method: str, path: str) -> tuple[Route | None, Phase, dict[str, str], list[str]]:
+    """(the route or None, phase, path parameters, methods the path allows)."""
     allowed: list[str] = []
     phase: Phase = "other"
-    for route in _ROUTES:
+    for route in ROUTES:
         match = route.pattern.fullmatch(path)
         if match is None:
             continue
         if route.method == method or (method == "HEAD" and route.method == "GET" and route.phase in _LINK_PHASES):
-            return route.handler, route.phase, {k: unquote(v) for k, v in match.groupdict().items()}, [route.method]
+            return route, route.phase, {k: unquote(v) for k, v in match.groupdict().items()}, [route.method]
         allowed.append(route.method)
         phase = route.phase
     return None, phase, {}, allowed

@@ -24,8 +24,6 @@ class Exchange:
 
     request: Request
     record: RequestRecord
-    handler: str | None
-    allowed: list[str]
     params: dict[str, str]
     body: bytes
     key: str | None = field(repr=False)
