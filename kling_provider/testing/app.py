@@ -19,32 +19,27 @@ Paths served (any host name: the files host and the API host may both point here
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hmac
 import json
 import math
 import random
 import re
-import string
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from typing import Any, Literal
-from urllib.parse import quote, unquote, urlsplit
+from urllib.parse import unquote
 
 import anyio
 import anyio.to_thread
-from starlette.datastructures import UploadFile
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import Message, Receive, Scope, Send
 
+from kling_provider.testing import files_api
 from kling_provider.testing.clock import SimClock
 from kling_provider.testing.errors import (
     FILE_API_PHASES,
     api_error,
-    cdn_error,
     fault_answer,
     files_error,
     task_error_message,
@@ -57,6 +52,7 @@ from kling_provider.testing.faults import (
     SimulatedConnectionDrop,
     SimulatedReadTimeout,
 )
+from kling_provider.testing.ids import IdSource
 from kling_provider.testing.links import ResultLinks, download
 from kling_provider.testing.state import (
     Phase,
@@ -69,7 +65,6 @@ from kling_provider.testing.state import (
 )
 from kling_provider.testing.transports import SimAsyncTransport, SimSyncTransport, in_process_call
 from kling_provider.testing.validation import (
-    IMAGE_MAX_BYTES,
     READINGS,
     GenerationSpec,
     Reading,
@@ -77,7 +72,6 @@ from kling_provider.testing.validation import (
     nearest_aspect_ratio,
     output_size,
     realistic_generation_seconds,
-    sniff_image,
     validate_generation,
 )
 from kling_provider.testing.videos import VideoCache, prompt_of
@@ -88,7 +82,6 @@ DEFAULT_API_KEY = "sk-sim-local"
 _API_PHASES = frozenset({"submit", "poll", "upload", "quota"})
 #: Pre-signed / public links (results, uploaded files): no key, GET and HEAD.
 _LINK_PHASES = frozenset({"download", "file"})
-_ID_ALPHABET = string.ascii_lowercase + string.digits
 
 #: A route's handler: called with the simulator and the request, returns the answer.
 Handler = Callable[["EvoLinkSimulator", Exchange], Awaitable[Response]]
@@ -102,9 +95,6 @@ class Route:
     pattern: re.Pattern[str]
     phase: Phase
     handler: Handler
-
-
-_OWN_FILE_PATH = re.compile(r"/(?:files/uploads|api/v1/files/download)/(?P<file_id>file_[a-z0-9]+)(?:/.*)?")
 
 
 class EvoLinkSimulator:
@@ -185,8 +175,7 @@ class EvoLinkSimulator:
         self.state = SimState(credits=credits)
         self.faults = FaultSet(seed=seed)
         self._rng = random.Random(seed)
-        self._id_rng = random.Random(seed + 1)
-        self._file_hosts: set[str] = set()
+        self.id_source = IdSource(seed + 1)
         self._videos = VideoCache()
         #: Signs and judges result links; a subclass put here changes the link policy.
         self.links = ResultLinks(link_lifetime)
@@ -477,7 +466,7 @@ class EvoLinkSimulator:
                 cancel_as=self.cancel_style,
             )
             if spec.kind == "element":
-                task.element_id = "el-" + "".join(self._id_rng.choices(_ID_ALPHABET, k=16))
+                task.element_id = "el-" + self.id_source.token(16)
                 self.state.elements[task.element_id] = spec.element_name or ""
             for fault in self.faults.take_task_faults():
                 if fault.kind == "fail_task":
@@ -497,26 +486,14 @@ class EvoLinkSimulator:
 
     def _new_id(self, now: float) -> str:
         while True:
-            task_id = f"task-unified-{int(now)}-{''.join(self._id_rng.choices(_ID_ALPHABET, k=8))}"
+            task_id = f"task-unified-{int(now)}-{self.id_source.token(8)}"
             if task_id not in self.state.tasks:
                 return task_id
-
-    def _own_file(self, url: str) -> tuple[bool, StoredFile | None]:
-        """(is this one of our file URLs, the live file it names)."""
-        parts = urlsplit(url)
-        match = _OWN_FILE_PATH.fullmatch(parts.path)
-        if match is None:
-            return False, None
-        stored = self.state.file(match.group("file_id"))
-        ours = stored is not None or parts.netloc in self._file_hosts
-        if stored is not None and stored.expires_at <= self.clock.now():
-            stored = None
-        return ours, stored
 
     def _image_problem(self, spec: GenerationSpec, ex: Exchange) -> tuple[str, str] | None:
         """Why the vendor will fail to use an input image that lives on this simulator, if it will."""
         for url in spec.image_urls:
-            ours, stored = self._own_file(url)
+            ours, stored = files_api.own_file(self, url)
             if not ours:
                 continue  # somewhere on the internet: cannot check, assume fine
             if stored is None:
@@ -537,7 +514,7 @@ class EvoLinkSimulator:
     def _adapted_aspect(self, spec: GenerationSpec) -> str | None:
         if not spec.image_urls:
             return None
-        _, stored = self._own_file(spec.image_urls[0])
+        _, stored = files_api.own_file(self, spec.image_urls[0])
         if stored is None or not stored.width or not stored.height:
             return None
         return nearest_aspect_ratio(stored.width, stored.height)
@@ -612,134 +589,6 @@ class EvoLinkSimulator:
             bad_video=task.bad_video,
         )
 
-    # -- files ------------------------------------------------------------------------------
-
-    async def _upload_base64(self, ex: Exchange) -> Response:
-        body = _json_object(ex.body)
-        if body is None:
-            return files_error(400, "Request body must be a JSON object")
-        raw = body.get("base64_data")
-        if not isinstance(raw, str) or not raw.strip():
-            return files_error(400, "base64_data is required")
-        if raw.startswith("data:"):
-            raw = raw.partition(",")[2]
-        try:
-            data = base64.b64decode("".join(raw.split()), validate=True)
-        except (binascii.Error, ValueError):
-            return files_error(400, "base64_data is not valid base64")
-        return self._store_upload(ex, data, _opt_str(body.get("file_name")), _opt_str(body.get("upload_path")), None)
-
-    async def _upload_stream(self, ex: Exchange) -> Response:
-        try:
-            form = await ex.request.form()
-        except Exception:  # any parse failure means a malformed body from the client
-            return files_error(400, "Expected a multipart/form-data body with a file field")
-        try:
-            upload = form.get("file")
-            fields = {k: v for k, v in form.items() if isinstance(v, str)}
-            if not isinstance(upload, UploadFile):
-                ex.record.json = fields
-                return files_error(400, "file is required")
-            data = await upload.read()
-            ex.record.json = {**fields, "file": {"filename": upload.filename, "size": len(data)}}
-            name = fields.get("file_name") or fields.get("fileName")
-            path = fields.get("upload_path") or fields.get("uploadPath")
-            return self._store_upload(ex, data, name, path, upload.filename)
-        finally:
-            await form.close()
-
-    async def _upload_url(self, ex: Exchange) -> Response:
-        body = _json_object(ex.body)
-        if body is None:
-            return files_error(400, "Request body must be a JSON object")
-        url = body.get("file_url")
-        parts = urlsplit(url) if isinstance(url, str) else None
-        if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
-            return files_error(400, "file_url must be an http(s) URL")
-        _, stored = self._own_file(str(url))
-        if stored is None:
-            # The simulator has no network: only its own files can be fetched.
-            return files_error(400, f"Failed to download file from URL: {parts.hostname} is not reachable")
-        original = unquote(parts.path.rsplit("/", 1)[-1])
-        return self._store_upload(
-            ex, stored.data, _opt_str(body.get("file_name")), _opt_str(body.get("upload_path")), original
-        )
-
-    def _store_upload(
-        self, ex: Exchange, data: bytes, file_name: str | None, upload_path: str | None, original: str | None
-    ) -> Response:
-        if not data:
-            return files_error(400, "The file is empty")
-        if len(data) > IMAGE_MAX_BYTES:
-            return files_error(400, f"File too large: {len(data)} bytes (max {IMAGE_MAX_BYTES})")
-        info = sniff_image(data)
-        if info is None:
-            return files_error(400, "Unsupported file type: only image/jpeg, image/png, image/gif, image/webp")
-        now = self.clock.now()
-        if self.state.live_files(now, ex.owner) >= self.max_files:
-            return files_error(403, f"File quota exceeded: {self.max_files} files")
-        file_id = "file_" + "".join(self._id_rng.choices(_ID_ALPHABET, k=16))
-        name = _safe_name(file_name) or f"{file_id[5:]}.{info.extension}"
-        stored = StoredFile(
-            file_id=file_id,
-            file_name=name,
-            original_name=original or file_name or name,
-            upload_path=_safe_name(upload_path) or "images",
-            mime_type=info.mime_type,
-            data=data,
-            width=info.width,
-            height=info.height,
-            uploaded_at=now,
-            expires_at=now + self.file_lifetime,
-            owner=ex.owner,
-        )
-        self.state.add_file(stored)
-        self._file_hosts.add(urlsplit(ex.base_url).netloc)
-        return JSONResponse(
-            {
-                "success": True,
-                "code": 200,
-                "msg": "File uploaded successfully",
-                "data": {
-                    "file_id": file_id,
-                    "file_name": stored.file_name,
-                    "original_name": stored.original_name,
-                    "file_size": stored.size,
-                    "mime_type": stored.mime_type,
-                    "upload_path": stored.upload_path,
-                    "file_url": f"{ex.base_url}/files/uploads/{file_id}/{quote(stored.file_name)}",
-                    "download_url": f"{ex.base_url}/api/v1/files/download/{file_id}",
-                    "upload_time": _iso(stored.uploaded_at),
-                    "expires_at": _iso(stored.expires_at),
-                },
-            }
-        )
-
-    async def _quota(self, ex: Exchange) -> Response:
-        used = self.state.live_files(self.clock.now(), ex.owner)
-        return JSONResponse(
-            {
-                "success": True,
-                "code": 200,
-                "data": {
-                    "user_group": "default",
-                    "used_files": used,
-                    "max_files": self.max_files,
-                    "remain_files": max(0, self.max_files - used),
-                    "is_custom": False,
-                    "quota_reason": "",
-                },
-            }
-        )
-
-    async def _serve_file(self, ex: Exchange) -> Response:
-        stored = self.state.file(ex.params["file_id"])
-        if stored is None:
-            return cdn_error(404, "NoSuchKey", "The specified key does not exist.")
-        if stored.expires_at <= self.clock.now():
-            return cdn_error(403, "AccessDenied", "The file has expired")
-        return Response(stored.data, media_type=stored.mime_type)
-
 
 # ---------------------------------------------------------------------------------------------
 # Small helpers
@@ -750,15 +599,13 @@ class EvoLinkSimulator:
 ROUTES: tuple[Route, ...] = (
     Route("POST", re.compile(r"/v1/videos/generations/?"), "submit", EvoLinkSimulator._submit),
     Route("GET", re.compile(r"/v1/tasks/(?P<task_id>[^/]+)"), "poll", EvoLinkSimulator._poll),
-    Route("POST", re.compile(r"/api/v1/files/upload/base64"), "upload", EvoLinkSimulator._upload_base64),
-    Route("POST", re.compile(r"/api/v1/files/upload/stream"), "upload", EvoLinkSimulator._upload_stream),
-    Route("POST", re.compile(r"/api/v1/files/upload/url"), "upload", EvoLinkSimulator._upload_url),
-    Route("GET", re.compile(r"/api/v1/files/quota"), "quota", EvoLinkSimulator._quota),
+    Route("POST", re.compile(r"/api/v1/files/upload/base64"), "upload", files_api.upload_base64),
+    Route("POST", re.compile(r"/api/v1/files/upload/stream"), "upload", files_api.upload_stream),
+    Route("POST", re.compile(r"/api/v1/files/upload/url"), "upload", files_api.upload_url),
+    Route("GET", re.compile(r"/api/v1/files/quota"), "quota", files_api.quota),
     Route("GET", re.compile(r"/files/results/(?P<task_id>[^/]+)\.mp4"), "download", download),
-    Route(
-        "GET", re.compile(r"/files/uploads/(?P<file_id>[^/]+)/(?P<name>[^/]+)"), "file", EvoLinkSimulator._serve_file
-    ),
-    Route("GET", re.compile(r"/api/v1/files/download/(?P<file_id>[^/]+)"), "file", EvoLinkSimulator._serve_file),
+    Route("GET", re.compile(r"/files/uploads/(?P<file_id>[^/]+)/(?P<name>[^/]+)"), "file", files_api.serve_file),
+    Route("GET", re.compile(r"/api/v1/files/download/(?P<file_id>[^/]+)"), "file", files_api.serve_file),
 )
 
 
@@ -775,29 +622,6 @@ def _resolve(method: str, path: str) -> tuple[Route | None, Phase, dict[str, str
         allowed.append(route.method)
         phase = route.phase
     return None, phase, {}, allowed
-
-
-def _json_object(body: bytes) -> dict[str, Any] | None:
-    try:
-        value = json.loads(body)
-    except ValueError:
-        return None
-    return value if isinstance(value, dict) else None
-
-
-def _opt_str(value: Any) -> str | None:
-    return value if isinstance(value, str) and value.strip() else None
-
-
-def _safe_name(name: str | None) -> str | None:
-    if not name:
-        return None
-    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "_", name.replace("\\", "/").rsplit("/", 1)[-1]).strip("._")
-    return cleaned[:200] or None
-
-
-def _iso(when: float) -> str:
-    return datetime.fromtimestamp(when, tz=timezone.utc).isoformat(timespec="seconds")
 
 
 async def _send(response: Response, record: RequestRecord, scope: Scope, receive: Receive, send: Send) -> None:

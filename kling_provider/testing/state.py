@@ -200,6 +200,9 @@ class SimState:
         self.lock = threading.RLock()
         self.tasks: dict[str, SimTask] = {}
         self.files: dict[str, StoredFile] = {}
+        #: Hosts (``host:port``) uploads were answered on: a URL there names one of our files,
+        #: even one that has gone.
+        self.file_hosts: set[str] = set()
         self.elements: dict[str, str] = {}
         self._log: list[RequestRecord] = []
         #: Remaining credits; None = unlimited.
@@ -228,9 +231,11 @@ class SimState:
 
     # -- files ------------------------------------------------------------------------------
 
-    def add_file(self, stored: StoredFile) -> None:
+    def add_file(self, stored: StoredFile, host: str) -> None:
+        """Keep an uploaded file, answered on ``host``."""
         with self.lock:
             self.files[stored.file_id] = stored
+            self.file_hosts.add(host)
 
     def file(self, file_id: str) -> StoredFile | None:
         with self.lock:
