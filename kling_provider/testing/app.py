@@ -20,22 +20,21 @@ Paths served (any host name: the files host and the API host may both point here
 from __future__ import annotations
 
 import hmac
-import json
 import math
 import random
 import re
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 from urllib.parse import unquote
 
 import anyio
 import anyio.to_thread
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.types import Message, Receive, Scope, Send
 
-from kling_provider.testing import files_api
+from kling_provider.testing import files_api, tasks
 from kling_provider.testing.clock import SimClock
 from kling_provider.testing.errors import (
     FILE_API_PHASES,
@@ -66,13 +65,7 @@ from kling_provider.testing.state import (
 from kling_provider.testing.transports import SimAsyncTransport, SimSyncTransport, in_process_call
 from kling_provider.testing.validation import (
     READINGS,
-    GenerationSpec,
     Reading,
-    RequestRejected,
-    nearest_aspect_ratio,
-    output_size,
-    realistic_generation_seconds,
-    validate_generation,
 )
 from kling_provider.testing.videos import VideoCache, prompt_of
 
@@ -174,7 +167,8 @@ class EvoLinkSimulator:
         self.denied_models = frozenset(denied_models)
         self.state = SimState(credits=credits)
         self.faults = FaultSet(seed=seed)
-        self._rng = random.Random(seed)
+        #: Draws each task's real length from its estimate (``duration_jitter``).
+        self.duration_rng = random.Random(seed)
         self.id_source = IdSource(seed + 1)
         self._videos = VideoCache()
         #: Signs and judges result links; a subclass put here changes the link policy.
@@ -408,172 +402,6 @@ class EvoLinkSimulator:
                 raise SimulatedConnectionDrop("simulated: the server closed the connection mid-answer")
             await _send_truncated(response, send)
 
-    # -- submit and poll --------------------------------------------------------------------
-
-    async def _submit(self, ex: Exchange) -> Response:
-        try:
-            body = json.loads(ex.body)
-        except ValueError:
-            return api_error(self.error_shape, 400, message="Request body is not valid JSON")
-        try:
-            spec = validate_generation(body, reading=self.reading)
-        except RequestRejected as rejected:
-            return api_error(
-                self.error_shape, rejected.status, code=rejected.code, message=rejected.message, param=rejected.param
-            )
-        if spec.model in self.denied_models:
-            return api_error(
-                self.error_shape,
-                403,
-                code="model_access_denied",
-                message=f"Token does not have access to model: {spec.model}",
-            )
-        if not self.state.charge(spec.credits):
-            return api_error(
-                self.error_shape, 402, message=f"Insufficient quota: this task needs {spec.credits:g} credits."
-            )
-        task = self._create_task(spec, body, ex)
-        ex.record.task_id = task.id
-        return JSONResponse(self._task_json(task, TaskView("pending", 0), ex.base_url, task.created))
-
-    def _create_task(self, spec: GenerationSpec, body: dict[str, Any], ex: Exchange) -> SimTask:
-        now = self.clock.now()
-        with self.state.lock:
-            estimated = self.generation_seconds
-            if estimated is None:
-                estimated = realistic_generation_seconds(spec)
-            spread = self.duration_jitter
-            jitter = self._rng.uniform(1 - spread, 1 + spread) if spread else 1.0
-            actual = max(1e-3, estimated * jitter)
-            pending = min(actual, 0.1 * actual if self.pending_seconds is None else self.pending_seconds)
-            width = height = 0
-            problem = self._image_problem(spec, ex)
-            if spec.kind == "video":
-                aspect = spec.aspect_ratio or self._adapted_aspect(spec) or "16:9"
-                width, height = output_size(spec.quality, aspect)
-            task = SimTask(
-                id=self._new_id(now),
-                model=spec.model,
-                owner=ex.owner,
-                created=now,
-                body=body,
-                spec=spec,
-                width=width,
-                height=height,
-                estimated_seconds=estimated,
-                actual_seconds=actual,
-                pending_seconds=pending,
-                cancel_as=self.cancel_style,
-            )
-            if spec.kind == "element":
-                task.element_id = "el-" + self.id_source.token(16)
-                self.state.elements[task.element_id] = spec.element_name or ""
-            for fault in self.faults.take_task_faults():
-                if fault.kind == "fail_task":
-                    task.fail_code = fault.error_code
-                    task.fail_message = fault.message or task_error_message(fault.error_code)
-                    task.fail_at = None if fault.at_progress is None else task.time_at_progress(fault.at_progress)
-                elif fault.kind == "bad_video":
-                    task.bad_video = fault.bad_video
-                else:
-                    task.cancel_at = task.time_at_progress(fault.at_progress or 0)
-                    task.cancel_as = fault.cancel_as or self.cancel_style
-            if problem is not None:
-                task.fail_code, task.fail_message = problem
-                task.fail_at = task.starts_at
-            self.state.add_task(task)
-        return task
-
-    def _new_id(self, now: float) -> str:
-        while True:
-            task_id = f"task-unified-{int(now)}-{self.id_source.token(8)}"
-            if task_id not in self.state.tasks:
-                return task_id
-
-    def _image_problem(self, spec: GenerationSpec, ex: Exchange) -> tuple[str, str] | None:
-        """Why the vendor will fail to use an input image that lives on this simulator, if it will."""
-        for url in spec.image_urls:
-            ours, stored = files_api.own_file(self, url)
-            if not ours:
-                continue  # somewhere on the internet: cannot check, assume fine
-            if stored is None:
-                return "image_processing_error", f"Failed to download the image (expired or unknown): {url}"
-            if stored.mime_type not in ("image/jpeg", "image/png"):
-                return "image_processing_error", f"Unsupported image format {stored.mime_type}: use JPG or PNG"
-            if stored.width is not None and stored.height is not None:
-                small = min(stored.width, stored.height) < 300
-                ratio = stored.width / max(1, stored.height)
-                if small or not 1 / 2.5 <= ratio <= 2.5:
-                    return (
-                        "image_dimension_mismatch",
-                        f"Image is {stored.width}x{stored.height}: width and height must be >= 300 px "
-                        "and the aspect ratio between 1:2.5 and 2.5:1",
-                    )
-        return None
-
-    def _adapted_aspect(self, spec: GenerationSpec) -> str | None:
-        if not spec.image_urls:
-            return None
-        _, stored = files_api.own_file(self, spec.image_urls[0])
-        if stored is None or not stored.width or not stored.height:
-            return None
-        return nearest_aspect_ratio(stored.width, stored.height)
-
-    def _task_json(self, task: SimTask, view: TaskView, base_url: str, now: float) -> dict[str, Any]:
-        if self.estimated_time_mode == "remaining":
-            estimate = 0 if view.terminal else max(0, math.ceil(task.created + task.estimated_seconds - now))
-        else:
-            estimate = math.ceil(task.estimated_seconds)
-        info: dict[str, Any] = {"can_cancel": not view.terminal, "estimated_time": estimate}
-        if task.spec.kind == "video":
-            info["video_duration"] = task.spec.duration
-        data: dict[str, Any] = {
-            "created": int(task.created),
-            "id": task.id,
-            "model": task.model,
-            "object": "video.generation.task",
-            "progress": view.progress,
-            "status": view.status,
-            "task_info": info,
-            "type": "video",
-            "usage": {
-                "billing_rule": task.spec.billing_rule,
-                "credits_reserved": task.spec.credits,
-                "user_group": "default",
-            },
-        }
-        if view.status == "completed":
-            if task.spec.kind == "video":
-                url = self.links.url(task, base_url)
-                data["results"] = [url]
-                data["result_data"] = [
-                    {"video_url": url, "width": task.width, "height": task.height, "duration": task.spec.duration}
-                ]
-            else:
-                data["results"] = []
-                data["result_data"] = [{"element_id": task.element_id, "element_name": task.spec.element_name}]
-        if view.error is not None:
-            data["error"] = dict(view.error)
-        return data
-
-    async def _poll(self, ex: Exchange) -> Response:
-        task_id = ex.params["task_id"]
-        if not task_id.startswith("task-unified-"):
-            return api_error(
-                self.error_shape,
-                400,
-                code="invalid_task_id",
-                message="Invalid task ID format, must start with 'task-unified-'",
-                param="task_id",
-            )
-        task = self.state.task(task_id)
-        now = self.clock.now()
-        if task is None or (self.task_ttl is not None and now > task.created + self.task_ttl):
-            return api_error(self.error_shape, 404)
-        if task.owner != ex.owner:
-            return api_error(self.error_shape, 403, message="You don't have permission to access this task")
-        return JSONResponse(self._task_json(task, task.view(now), ex.base_url, now))
-
     # -- results ----------------------------------------------------------------------------
 
     def video(self, task_id: str) -> bytes:
@@ -597,8 +425,8 @@ class EvoLinkSimulator:
 
 #: Every path the simulator serves, first match wins (see the module docstring).
 ROUTES: tuple[Route, ...] = (
-    Route("POST", re.compile(r"/v1/videos/generations/?"), "submit", EvoLinkSimulator._submit),
-    Route("GET", re.compile(r"/v1/tasks/(?P<task_id>[^/]+)"), "poll", EvoLinkSimulator._poll),
+    Route("POST", re.compile(r"/v1/videos/generations/?"), "submit", tasks.submit),
+    Route("GET", re.compile(r"/v1/tasks/(?P<task_id>[^/]+)"), "poll", tasks.poll),
     Route("POST", re.compile(r"/api/v1/files/upload/base64"), "upload", files_api.upload_base64),
     Route("POST", re.compile(r"/api/v1/files/upload/stream"), "upload", files_api.upload_stream),
     Route("POST", re.compile(r"/api/v1/files/upload/url"), "upload", files_api.upload_url),
