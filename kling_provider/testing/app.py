@@ -4,6 +4,15 @@
 :meth:`~EvoLinkSimulator.async_transport` / :meth:`~EvoLinkSimulator.sync_transport`) and the
 handle tests steer it with: the clock, the faults, the request log, task outcomes.
 
+This module only assembles: the settings, the route table (:data:`ROUTES`, each path to a
+handler function ``handler(sim, exchange)``), and the dispatch every request goes through (log
+it, check the key and the rate limit, let a fault spoil the answer). The jobs live beside it:
+:mod:`.tasks` (create and query tasks), :mod:`.files_api` (uploads, quota, uploaded files),
+:mod:`.links` (signed result links and the video behind them), :mod:`.errors` (the vendor's error
+bodies), :mod:`.delivery` (an answer sent whole, late or cut off), :mod:`.control` (what tests
+call: request log, tasks, cancel/fail/fast_forward), on top of :mod:`.state`, :mod:`.validation`,
+:mod:`.faults` and :mod:`.clock`.
+
 Paths served (any host name: the files host and the API host may both point here):
 
 ==========================================  =========  ==========================================
@@ -28,42 +37,22 @@ from dataclasses import dataclass
 from typing import Literal
 from urllib.parse import unquote
 
-import anyio
-import anyio.to_thread
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.types import Message, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
 from kling_provider.testing import files_api, tasks
 from kling_provider.testing.clock import SimClock
 from kling_provider.testing.control import SimulatorControl
-from kling_provider.testing.errors import (
-    FILE_API_PHASES,
-    api_error,
-    fault_answer,
-    files_error,
-)
+from kling_provider.testing.delivery import deliver_fault, send_answer
+from kling_provider.testing.errors import FILE_API_PHASES, api_error, files_error
 from kling_provider.testing.exchange import Exchange, bearer, fingerprint, loggable_json
-from kling_provider.testing.faults import (
-    ErrorShape,
-    Fault,
-    FaultSet,
-    SimulatedConnectionDrop,
-    SimulatedReadTimeout,
-)
+from kling_provider.testing.faults import ErrorShape, FaultSet
 from kling_provider.testing.ids import IdSource
 from kling_provider.testing.links import ResultLinks, download
-from kling_provider.testing.state import (
-    Phase,
-    RequestRecord,
-    SimState,
-    SlidingWindowLimiter,
-)
-from kling_provider.testing.transports import SimAsyncTransport, SimSyncTransport, in_process_call
-from kling_provider.testing.validation import (
-    READINGS,
-    Reading,
-)
+from kling_provider.testing.state import Phase, RequestRecord, SimState, SlidingWindowLimiter
+from kling_provider.testing.transports import SimAsyncTransport, SimSyncTransport
+from kling_provider.testing.validation import READINGS, Reading
 from kling_provider.testing.videos import VideoCache
 
 __all__ = ["DEFAULT_API_KEY", "EvoLinkSimulator"]
@@ -85,6 +74,35 @@ class Route:
     pattern: re.Pattern[str]
     phase: Phase
     handler: Handler
+
+
+#: Every path the simulator serves, first match wins (see the module docstring).
+ROUTES: tuple[Route, ...] = (
+    Route("POST", re.compile(r"/v1/videos/generations/?"), "submit", tasks.submit),
+    Route("GET", re.compile(r"/v1/tasks/(?P<task_id>[^/]+)"), "poll", tasks.poll),
+    Route("POST", re.compile(r"/api/v1/files/upload/base64"), "upload", files_api.upload_base64),
+    Route("POST", re.compile(r"/api/v1/files/upload/stream"), "upload", files_api.upload_stream),
+    Route("POST", re.compile(r"/api/v1/files/upload/url"), "upload", files_api.upload_url),
+    Route("GET", re.compile(r"/api/v1/files/quota"), "quota", files_api.quota),
+    Route("GET", re.compile(r"/files/results/(?P<task_id>[^/]+)\.mp4"), "download", download),
+    Route("GET", re.compile(r"/files/uploads/(?P<file_id>[^/]+)/(?P<name>[^/]+)"), "file", files_api.serve_file),
+    Route("GET", re.compile(r"/api/v1/files/download/(?P<file_id>[^/]+)"), "file", files_api.serve_file),
+)
+
+
+def _resolve(method: str, path: str) -> tuple[Route | None, Phase, dict[str, str], list[str]]:
+    """(the route or None, phase, path parameters, methods the path allows)."""
+    allowed: list[str] = []
+    phase: Phase = "other"
+    for route in ROUTES:
+        match = route.pattern.fullmatch(path)
+        if match is None:
+            continue
+        if route.method == method or (method == "HEAD" and route.method == "GET" and route.phase in _LINK_PHASES):
+            return route, route.phase, {k: unquote(v) for k, v in match.groupdict().items()}, [route.method]
+        allowed.append(route.method)
+        phase = route.phase
+    return None, phase, {}, allowed
 
 
 class EvoLinkSimulator(SimulatorControl):
@@ -166,6 +184,7 @@ class EvoLinkSimulator(SimulatorControl):
         self.faults = FaultSet(seed=seed)
         #: Draws each task's real length from its estimate (``duration_jitter``).
         self.duration_rng = random.Random(seed)
+        #: The random parts of task, element and file ids.
         self.id_source = IdSource(seed + 1)
         self._videos = VideoCache()
         #: Signs and judges result links; a subclass put here changes the link policy.
@@ -241,13 +260,14 @@ class EvoLinkSimulator(SimulatorControl):
         )
         fault = self.faults.take(phase, record.task_id)
         if fault is None:
-            await _send(await self._handle(exchange, route, allowed), record, scope, receive, send)
+            await send_answer(await self._handle(exchange, route, allowed), record, scope, receive, send)
             return
         record.fault = fault.kind
         response = await self._handle(exchange, route, allowed) if fault.processes(request.method) else None
-        await self._deliver_fault(fault, exchange, response, scope, receive, send)
+        await deliver_fault(fault, record, response, self.error_shape, scope, receive, send)
 
     async def _handle(self, ex: Exchange, route: Route | None, allowed: list[str]) -> Response:
+        """The real answer: 404/405 off the route table, 401/429 at the gate, else the handler's."""
         if route is None:
             if allowed:
                 return api_error(self.error_shape, 405, headers={"Allow": ", ".join(allowed)})
@@ -279,102 +299,6 @@ class EvoLinkSimulator(SimulatorControl):
         if ex.record.phase in FILE_API_PHASES:
             return files_error(429, f"Too many requests, retry after {seconds} seconds", headers=headers)
         return api_error(self.error_shape, 429, hint=seconds, headers=headers)
-
-    async def _deliver_fault(
-        self, fault: Fault, ex: Exchange, response: Response | None, scope: Scope, receive: Receive, send: Send
-    ) -> None:
-        how = fault.delivery
-        call = in_process_call()
-        if how in ("status", "malformed"):
-            await _send(fault_answer(fault, ex.record.phase, self.error_shape), ex.record, scope, receive, send)
-        elif how == "slow":
-            late = response if response is not None else api_error(self.error_shape, 504)
-            if call is not None:
-                if call.read_timeout is not None and fault.delay >= call.read_timeout:
-                    raise SimulatedReadTimeout(f"simulated: the answer would come {fault.delay:g} s late")
-                await anyio.sleep(fault.delay)
-            elif await _client_left_within(fault.delay, receive):
-                return
-            await _send(late, ex.record, scope, receive, send)
-        else:
-            if call is not None:
-                raise SimulatedConnectionDrop("simulated: the server closed the connection mid-answer")
-            await _send_truncated(response, send)
-
-
-# ---------------------------------------------------------------------------------------------
-# Small helpers
-# ---------------------------------------------------------------------------------------------
-
-
-#: Every path the simulator serves, first match wins (see the module docstring).
-ROUTES: tuple[Route, ...] = (
-    Route("POST", re.compile(r"/v1/videos/generations/?"), "submit", tasks.submit),
-    Route("GET", re.compile(r"/v1/tasks/(?P<task_id>[^/]+)"), "poll", tasks.poll),
-    Route("POST", re.compile(r"/api/v1/files/upload/base64"), "upload", files_api.upload_base64),
-    Route("POST", re.compile(r"/api/v1/files/upload/stream"), "upload", files_api.upload_stream),
-    Route("POST", re.compile(r"/api/v1/files/upload/url"), "upload", files_api.upload_url),
-    Route("GET", re.compile(r"/api/v1/files/quota"), "quota", files_api.quota),
-    Route("GET", re.compile(r"/files/results/(?P<task_id>[^/]+)\.mp4"), "download", download),
-    Route("GET", re.compile(r"/files/uploads/(?P<file_id>[^/]+)/(?P<name>[^/]+)"), "file", files_api.serve_file),
-    Route("GET", re.compile(r"/api/v1/files/download/(?P<file_id>[^/]+)"), "file", files_api.serve_file),
-)
-
-
-def _resolve(method: str, path: str) -> tuple[Route | None, Phase, dict[str, str], list[str]]:
-    """(the route or None, phase, path parameters, methods the path allows)."""
-    allowed: list[str] = []
-    phase: Phase = "other"
-    for route in ROUTES:
-        match = route.pattern.fullmatch(path)
-        if match is None:
-            continue
-        if route.method == method or (method == "HEAD" and route.method == "GET" and route.phase in _LINK_PHASES):
-            return route, route.phase, {k: unquote(v) for k, v in match.groupdict().items()}, [route.method]
-        allowed.append(route.method)
-        phase = route.phase
-    return None, phase, {}, allowed
-
-
-async def _send(response: Response, record: RequestRecord, scope: Scope, receive: Receive, send: Send) -> None:
-    head = scope["method"] == "HEAD"
-
-    async def recording_send(message: Message) -> None:
-        if message["type"] == "http.response.start":
-            record.status = int(message["status"])
-        elif head and message["type"] == "http.response.body":
-            message = {**message, "body": b""}  # headers (Content-Length included) only
-        await send(message)
-
-    await response(scope, receive, recording_send)
-
-
-async def _send_truncated(response: Response | None, send: Send) -> None:
-    """Promise a body with Content-Length, send part of it, and end the exchange unfinished.
-
-    The server then closes the connection, and the client sees a broken answer.
-    """
-    body = bytes(response.body) if response is not None else b'{"id": "task-unified-'
-    status = response.status_code if response is not None else 200
-    declared = max(len(body), 64)
-    headers = [(k, v) for k, v in (response.raw_headers if response else []) if k.lower() != b"content-length"]
-    if response is None:
-        headers.append((b"content-type", b"application/json"))
-    headers.append((b"content-length", str(declared).encode()))
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body[: len(body) // 2], "more_body": True})
-
-
-async def _client_left_within(delay: float, receive: Receive) -> bool:
-    """Wait ``delay`` seconds without blocking; True if the client hung up meanwhile."""
-    with anyio.move_on_after(delay):
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return True
-            if not message.get("more_body"):
-                await anyio.sleep(delay)  # nothing more to watch; the deadline ends this
-    return False
 
 
 async def _lifespan(receive: Receive, send: Send) -> None:
