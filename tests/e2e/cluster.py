@@ -512,6 +512,19 @@ class AirflowCluster:
             return "\n".join(json.dumps(line) if not isinstance(line, str) else line for line in content)
         return str(content)
 
+    def run_report(self, dag_id: str, run_id: str, *, lines: int = 40) -> str:
+        """Every task instance of the run with its state, the log tail of each one that did not
+        succeed or skip, then the components' logs: what a failed end-to-end assertion prints."""
+        path = f"/api/v2/dags/{quote(dag_id)}/dagRuns/{quote(run_id, safe='')}/taskInstances"
+        parts = [f"===== task instances of {dag_id}/{run_id} ====="]
+        for ti in self.get(path, limit=100)["task_instances"]:
+            where = f"{ti['task_id']}[{ti['map_index']}]" if ti.get("map_index", -1) >= 0 else ti["task_id"]
+            parts.append(f"{where}: {ti['state']} (try {ti.get('try_number')})")
+            if ti["state"] not in ("success", "skipped") and ti.get("try_number"):
+                log = self.task_log(dag_id, run_id, ti["task_id"], int(ti["try_number"]))
+                parts.append(f"----- {where} log (last {lines} lines) -----\n{_tail(log, lines)}")
+        return "\n".join(parts) + "\n" + self.diagnostics()
+
     @staticmethod
     def _ti_path(dag_id: str, run_id: str, task_id: str) -> str:
         return f"/api/v2/dags/{quote(dag_id)}/dagRuns/{quote(run_id, safe='')}/taskInstances/{quote(task_id)}"

@@ -75,7 +75,20 @@ def _start(cluster: AirflowCluster, tmp_path: Path, **conf: Any) -> tuple[str, d
 
 
 def _await_review(cluster: AirflowCluster, run_id: str) -> None:
+    """Until the review waits for its answer, and the scheduler has seen its worker exit.
+
+    An answer given before the scheduler handles the pausing worker's exit (seconds later on a
+    loaded machine) fails the resumed review: Airflow takes that stale exit for the resumed try
+    ending ("TI was not in a state where it could be marked as running", apache/airflow#72716,
+    open in 3.3). A person takes longer than that to read the form; the test must wait for it."""
     cluster.wait_for_task_state(DAG_ID, run_id, "review", ["awaiting_input"], timeout=240)
+    exit_seen = f"for task instance TaskInstanceKey(dag_id='{DAG_ID}', task_id='review', run_id='{run_id}'"
+    wait_for(
+        "the scheduler to handle the pausing review's exit",
+        lambda: exit_seen in cluster.read_logs("scheduler") or None,
+        timeout=120,
+        check=cluster.check_alive,
+    )
 
 
 def _variants(cluster: AirflowCluster, run_id: str) -> list[dict[str, Any]]:
@@ -147,7 +160,7 @@ def test_reviewer_picks_variant_2_in_the_browser_and_exactly_it_is_published(
     _screenshot(page, artifacts, "04-review-options.png")
     answer.click()
     state = airflow_cluster.wait_for_run(DAG_ID, run_id, timeout=120)
-    assert state == "success", airflow_cluster.diagnostics()
+    assert state == "success", airflow_cluster.run_report(DAG_ID, run_id)
 
     decision = airflow_cluster.xcom(DAG_ID, run_id, "review")
     assert (decision["decision"], decision["variant"], decision["responded_by"]["name"]) == ("publish", 2, USER)
@@ -182,7 +195,8 @@ def test_reviewer_rejects_with_a_note_and_the_next_round_asks_for_it(
     reject.scroll_into_view_if_needed()
     _screenshot(page, artifacts, "05-review-reject-with-note.png")
     reject.click()
-    assert airflow_cluster.wait_for_run(DAG_ID, run_id, timeout=120) == "success", airflow_cluster.diagnostics()
+    state = airflow_cluster.wait_for_run(DAG_ID, run_id, timeout=120)
+    assert state == "success", airflow_cluster.run_report(DAG_ID, run_id)
     assert airflow_cluster.task_instance(DAG_ID, run_id, "publish")["state"] == "skipped"
 
     # next_round started a run of the same DAG: round 2 with the note, whose requests carry it.
@@ -207,7 +221,8 @@ def test_reviewer_rejects_with_a_note_and_the_next_round_asks_for_it(
     answer = {"chosen_options": ["Reject all"], "params_input": {"note": "still not right"}}
     response = airflow_cluster.api.patch(_hitl_path(second["dag_run_id"]), json=answer)
     assert response.status_code == 200, response.text
-    assert airflow_cluster.wait_for_run(DAG_ID, second["dag_run_id"], timeout=120) == "success"
+    state = airflow_cluster.wait_for_run(DAG_ID, second["dag_run_id"], timeout=120)
+    assert state == "success", airflow_cluster.run_report(DAG_ID, second["dag_run_id"])
     for task_id in ("publish", "plan_next_round", "next_round"):
         assert airflow_cluster.task_instance(DAG_ID, second["dag_run_id"], task_id)["state"] == "skipped", task_id
     assert not Path(folders["publish_dir"]).exists()
