@@ -1,7 +1,7 @@
 """The random parts of task, element and file ids, from one seeded sequence.
 
-One sequence for all three kinds, so a seed replays a whole run's ids whatever order tasks and
-uploads come in (the same order gives the same ids).
+One sequence shared by all three kinds, so the same seed and the same calls in the same order
+give the same ids: a failing run can be replayed id for id.
 """
 
 from __future__ import annotations
