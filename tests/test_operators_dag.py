@@ -126,6 +126,68 @@ def test_ambiguous_submit_fails_without_resubmitting(kling_connection: Any, tmp_
     assert len(kling_connection.sim.tasks) == 1
 
 
+def _recorded_stores(monkeypatch: pytest.MonkeyPatch, *, fail_first_id: bool = False) -> list[Any]:
+    """What every try does to its task-state store, in order (records, and "clear"). With
+    ``fail_first_id``, storing the first created task's id fails, as when the worker dies (or
+    Airflow's API is down) right after EvoLink answered the create call."""
+    from kling_provider.operators import state
+
+    original = state.state_store_for
+    calls: list[Any] = []
+
+    class Recording:
+        def __init__(self, store: Any) -> None:
+            self.store = store
+
+        def load(self) -> Any:
+            return self.store.load()
+
+        def clear(self) -> None:
+            calls.append("clear")
+            self.store.clear()
+
+        def save(self, record: Any) -> None:
+            first_id = isinstance(record, state.RemoteTask) and not any(isinstance(c, state.RemoteTask) for c in calls)
+            calls.append(record)
+            if fail_first_id and first_id:
+                raise RuntimeError("the worker stopped here")
+            self.store.save(record)
+
+    monkeypatch.setattr(state, "state_store_for", lambda context: Recording(original(context)))
+    return calls
+
+
+def test_try_stopped_between_create_and_storing_the_id_is_never_submitted_again(
+    kling_connection: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from kling_provider.operators.state import PendingSubmit, RemoteTask
+
+    calls = _recorded_stores(monkeypatch, fail_first_id=True)
+    result = run_dag("t2v_retrying", output_uri=tmp_path / "v.mp4")
+    # Try 1 created the task and stopped; try 2 found the open bracket and failed for good (no try 3).
+    assert "failed" in result["video"]["state"] and result["video"]["try_number"] == 2, result
+    assert posts(kling_connection.sim) == 1 and len(kling_connection.sim.tasks) == 1
+    assert [type(c) for c in calls] == [PendingSubmit, RemoteTask, PendingSubmit], calls
+    assert calls[2].reported and not calls[0].reported and calls[2].sent_at == calls[0].sent_at
+    assert calls[0].model == "kling-v3-text-to-video" and "prompt 'something'" in calls[0].summary
+    assert not (tmp_path / "v.mp4").exists()
+
+
+def test_a_create_call_answered_with_an_error_closes_its_bracket(
+    kling_connection: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Refused with 503 until the retries ran out: nothing was created, so the retry submits."""
+    from kling_provider.operators.state import PendingSubmit, RemoteTask
+
+    calls = _recorded_stores(monkeypatch)
+    kling_connection.sim.faults.add(Fault(phase="submit", kind="status", status=503, times=2))
+    result = run_dag("t2v_retrying_briefly", output_uri=tmp_path / "v.mp4")
+    assert "success" in result["video"]["state"] and result["video"]["try_number"] == 2, result
+    assert len(kling_connection.sim.tasks) == 1
+    expected = [PendingSubmit, "clear", PendingSubmit, RemoteTask, "clear"]
+    assert [c if c == "clear" else type(c) for c in calls] == expected
+
+
 def test_element_then_scene_with_local_images(kling_connection: Any, tmp_path: Path) -> None:
     frame = tmp_path / "beach.png"
     frame.write_bytes(make_png(1280, 720))

@@ -567,7 +567,7 @@ def _parse_upload(response: httpx.Response) -> str:
 
 def _submission_unknown(model: str, body: dict[str, Any], sent_at: float, reason: str) -> KlingSubmissionUnknownError:
     when = datetime.fromtimestamp(sent_at, tz=timezone.utc).isoformat(timespec="seconds")
-    summary = _summarise(body)
+    summary = summarise_request(body)
     return KlingSubmissionUnknownError(
         f"The request to create a {model} task (sent {when}; {summary}) may or may not have created a "
         f"task: {reason}. It was not retried, because EvoLink has no idempotency key and a second "
@@ -580,7 +580,8 @@ def _submission_unknown(model: str, body: dict[str, Any], sent_at: float, reason
     )
 
 
-def _summarise(body: dict[str, Any]) -> str:
+def summarise_request(body: dict[str, Any]) -> str:
+    """What to look for in the EvoLink console's task history: the prompt's start and the options."""
     parts = []
     prompt = body.get("prompt")
     if prompt:

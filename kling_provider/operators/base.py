@@ -14,11 +14,13 @@ Bill-once decisions, all in :meth:`BaseKlingOperator.execute`:
 * A remote failure that the request itself caused (content policy, invalid parameters, image
   errors, cancellation) raises ``AirflowFailException``: no retry burns more credits on it.
 * A create call whose outcome is unknown is never repeated (``AirflowFailException`` with
-  what to look for in the EvoLink console).
+  what to look for in the EvoLink console), nor is one whose try stopped before the new id was
+  stored (the store brackets the call); the try after that report submits anew.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import inspect
 import json
@@ -28,7 +30,7 @@ import os
 import re
 import time
 from collections.abc import Mapping, Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow.sdk import BaseOperator
@@ -56,7 +58,7 @@ if TYPE_CHECKING:
 
     from kling_provider.hooks.kling import KlingHook
     from kling_provider.models import KlingRequest, Task
-    from kling_provider.operators.state import RemoteTask
+    from kling_provider.operators.state import PendingSubmit, RemoteTask, TaskStateStore
     from kling_provider.pricing import CostEstimate
 
 #: Result links live 24 hours after completion (EvoLink docs).
@@ -359,7 +361,7 @@ class BaseKlingOperator(BaseOperator):
         )
 
     def execute(self, context: Context) -> Any:
-        from kling_provider.operators.state import RemoteTask, state_store_for
+        from kling_provider.operators.state import PendingSubmit, RemoteTask, state_store_for
         from kling_provider.pricing import estimate as estimate_cost
 
         kwargs = self.request_arguments()
@@ -370,14 +372,17 @@ class BaseKlingOperator(BaseOperator):
 
         hook = self.get_hook()
         store = state_store_for(context)
-        prior = store.load()
+        record = store.load()
+        prior = record if isinstance(record, RemoteTask) else None
         reused = self.reuse_saved(context, hook, kwargs, request, prior)
         if reused is not None:
             hook.close()
-            if prior is not None:
+            if record is not None:
                 store.clear()
             self._publish_link(context, reused)
             return reused
+        if isinstance(record, PendingSubmit):
+            self._after_interrupted_submit(store, record, context)
         task = self._resume(hook, prior)
         if task is not None:
             self._lineage = LineageFacts.of(task, estimate)
@@ -388,7 +393,7 @@ class BaseKlingOperator(BaseOperator):
             kwargs = self._upload_images(hook, kwargs)
             request = self._request(kwargs, images_as_placeholders=False)
             submitted_at = time.time()
-            task = self._submit(hook, request)
+            task = self._submit(hook, request, store)
             self._lineage = LineageFacts.of(task, estimate)
             store.save(RemoteTask(task.id, submitted_at, request.model, self._fingerprint))
             self.log.info(
@@ -509,15 +514,49 @@ class BaseKlingOperator(BaseOperator):
         self.log.warning("EvoLink task %s failed with %s, which may be transient: submitting anew", task.id, code)
         return None
 
-    def _submit(self, hook: KlingHook, request: KlingRequest) -> Task:
-        AirflowFailException = _fail_exception()
+    def _submit(self, hook: KlingHook, request: KlingRequest, store: TaskStateStore) -> Task:
+        """The create call, bracketed in the store (:mod:`kling_provider.operators.state`): the
+        bracket stays open only when the call's outcome is unknown or this try stops inside it."""
+        from kling_provider.hooks.kling import summarise_request
+        from kling_provider.operators.state import PendingSubmit
 
+        AirflowFailException = _fail_exception()
+        pending = PendingSubmit(time.time(), request.model, summarise_request(request.to_body()))
+        store.save(pending)
         try:
             return hook.submit(request)
         except KlingSubmissionUnknownError as err:
+            # Reported here: a try after this one was started by someone who read it.
+            store.save(dataclasses.replace(pending, reported=True))
             raise AirflowFailException(err.message) from None
         except KlingValidationError as err:
+            store.clear()
             raise AirflowFailException(f"EvoLink refused the request: {err.message}") from None
+        except KlingError:
+            store.clear()  # answered, with an error: nothing was created
+            raise
+
+    def _after_interrupted_submit(self, store: TaskStateStore, pending: PendingSubmit, context: Context) -> None:
+        """An earlier try stopped inside its create call: fail for good the first time, saying what
+        to look for; submit anew on the try after (someone cleared the task, having looked)."""
+        when = datetime.fromtimestamp(pending.sent_at, tz=timezone.utc).isoformat(timespec="seconds")
+        if pending.reported:
+            self.log.warning(
+                "The create call sent %s (%s; %s) had an unknown outcome, reported by an earlier try; "
+                "this try comes after it: submitting anew",
+                when,
+                pending.model,
+                pending.summary,
+            )
+            store.clear()
+            return
+        store.save(dataclasses.replace(pending, reported=True))
+        raise _fail_exception()(
+            f"An earlier try stopped while asking EvoLink to create a {pending.model} task (sent {when}; "
+            f"{pending.summary}), before the new task's id was stored: a task may have been created and "
+            "billed. Not submitting again, because EvoLink has no idempotency key. Look for a task created "
+            "around that time in the EvoLink console; if there is none, clear this task to submit again."
+        )
 
     def _upload_images(self, hook: KlingHook, kwargs: dict[str, Any]) -> dict[str, Any]:
         """Local files and object-storage paths become EvoLink file URLs (uploads are free).
@@ -550,7 +589,7 @@ class BaseKlingOperator(BaseOperator):
         AirflowFailException = _fail_exception()
 
         from kling_provider.models.responses import TaskStatus
-        from kling_provider.operators.state import state_store_for
+        from kling_provider.operators.state import RemoteTask, state_store_for
 
         self._lineage = LineageFacts.of(task, estimate)
         if task.status is not TaskStatus.COMPLETED:
@@ -573,7 +612,7 @@ class BaseKlingOperator(BaseOperator):
             estimate = estimate_cost(self._request(self.request_arguments(), images_as_placeholders=True))
         if self._submitted_at is None:  # resumed from the trigger: the try that submitted knew these
             record = state_store_for(context).load()
-            if record is not None and record.task_id == task.id:
+            if isinstance(record, RemoteTask) and record.task_id == task.id:
                 self._fingerprint, self._submitted_at = record.fingerprint, record.submitted_at
         saved = self.save_output(context, task, observed_at or time.time())
         result = self.build_result(task, saved, estimate)

@@ -5,9 +5,12 @@ XCom is cleared at the start of every try, so it cannot carry the task id to a r
 the task instance does the same job (decision: Variables are the only store every 3.x worker
 can write through the Task SDK; the entry is deleted once the video is saved).
 
-The record is written right after the create call returns and before any wait starts. As
-``ResumableJobMixin`` notes, a worker that dies between those two instants cannot be helped:
-no store can be atomic with a remote create.
+No store can be atomic with a remote create (``ResumableJobMixin`` says the same), so the
+create call is bracketed: a :class:`PendingSubmit` is stored just before it and replaced by the
+:class:`RemoteTask` once it returns. A later try that finds the bracket still open knows an earlier
+try stopped in between (killed, or the id could not be stored): a task may exist and be billed,
+so it fails for good once, saying what to look for; a try after that (someone cleared the task,
+having looked) submits anew.
 """
 
 from __future__ import annotations
@@ -47,10 +50,55 @@ class RemoteTask:
         )
 
 
-class TaskStateStore(Protocol):
-    def load(self) -> RemoteTask | None: ...
+@dataclass(frozen=True)
+class PendingSubmit:
+    """A create call under way (or cut short): when it was sent, and what to look for.
 
-    def save(self, task: RemoteTask) -> None: ...
+    ``reported``: a try has already failed for good over it; the next try was started by someone
+    who read that message, so it submits anew. Stored under its own key inside the record, so a
+    release without this class reads no ``task_id`` and submits anew (its old behaviour)."""
+
+    sent_at: float
+    model: str
+    summary: str
+    reported: bool = False
+
+    @classmethod
+    def from_json(cls, value: Any) -> PendingSubmit | None:
+        pending = value.get("pending_submit") if isinstance(value, dict) else None
+        if not isinstance(pending, dict):
+            return None
+        try:
+            return cls(
+                sent_at=float(pending.get("sent_at") or 0.0),
+                model=str(pending.get("model") or "?"),
+                summary=str(pending.get("summary") or "?"),
+                reported=bool(pending.get("reported")),
+            )
+        except (TypeError, ValueError):
+            return None
+
+
+Record = RemoteTask | PendingSubmit
+
+
+def _to_json(record: Record) -> dict[str, Any]:
+    return {"pending_submit": asdict(record)} if isinstance(record, PendingSubmit) else asdict(record)
+
+
+def _from_json(value: Any) -> Record | None:
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return None
+    return PendingSubmit.from_json(value) or RemoteTask.from_json(value)
+
+
+class TaskStateStore(Protocol):
+    def load(self) -> Record | None: ...
+
+    def save(self, record: Record) -> None: ...
 
     def clear(self) -> None: ...
 
@@ -61,11 +109,11 @@ class _AirflowTaskStateStore:
     def __init__(self, accessor: Any) -> None:
         self._accessor = accessor
 
-    def load(self) -> RemoteTask | None:
-        return RemoteTask.from_json(self._accessor.get(STATE_KEY))
+    def load(self) -> Record | None:
+        return _from_json(self._accessor.get(STATE_KEY))
 
-    def save(self, task: RemoteTask) -> None:
-        self._accessor.set(STATE_KEY, asdict(task))
+    def save(self, record: Record) -> None:
+        self._accessor.set(STATE_KEY, _to_json(record))
 
     def clear(self) -> None:
         delete = getattr(self._accessor, "delete", None)
@@ -81,15 +129,15 @@ class _VariableTaskStateStore:
         scope = f"{ti.dag_id}|{context['run_id']}|{ti.task_id}|{getattr(ti, 'map_index', -1)}"
         self.key = f"kling_provider.task_state.{hashlib.sha256(scope.encode()).hexdigest()[:32]}"
 
-    def load(self) -> RemoteTask | None:
+    def load(self) -> Record | None:
         from airflow.sdk import Variable
 
-        return RemoteTask.from_json(Variable.get(self.key, default=None))
+        return _from_json(Variable.get(self.key, default=None))
 
-    def save(self, task: RemoteTask) -> None:
+    def save(self, record: Record) -> None:
         from airflow.sdk import Variable
 
-        Variable.set(self.key, json.dumps(asdict(task)), description="airflow-provider-kling: task being waited on")
+        Variable.set(self.key, json.dumps(_to_json(record)), description="airflow-provider-kling: task being waited on")
 
     def clear(self) -> None:
         from airflow.sdk import Variable

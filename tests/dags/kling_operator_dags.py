@@ -42,6 +42,17 @@ with _dag("t2v_retrying", output_uri="/tmp/unused.mp4"):
         poll_policy=FAST,
     )
 
+with _dag("t2v_retrying_briefly", output_uri="/tmp/unused.mp4"):
+    KlingTextToVideoOperator(
+        task_id="video",
+        prompt="something",
+        output_uri="{{ params.output_uri }}",
+        retries=1,
+        retry_delay=timedelta(0),
+        poll_policy=FAST,
+        http_retry_policy={"max_attempts": 2, "backoff_base": 0.01},
+    )
+
 with _dag("t2v_rendered_too_long"):
     KlingTextToVideoOperator(task_id="too_long", prompt="{{ 'x' * 2600 }}", poll_policy=FAST)
 

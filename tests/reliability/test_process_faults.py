@@ -315,3 +315,57 @@ def test_task_killed_mid_download_leaves_no_file_and_the_retry_saves_it(
     assert not leftovers, f"partial downloads left beside the video: {leftovers}"
     retry_log = _try_log(cluster, cluster._ti_path(WORKER, run_id, TASK), 2)
     assert "already completed on an earlier try" in retry_log, retry_log[-3000:]
+
+
+# -- killed inside the create call ----------------------------------------------------------------
+
+
+def test_task_killed_inside_its_create_call_fails_for_good_and_a_clear_submits_anew(
+    cluster: ReliabilityCluster, reliability_server: SimulatorServer, tmp_path: Path
+) -> None:
+    """EvoLink has created (and billed) the task but not answered yet when the worker dies: the
+    retry must not pay again. It fails for good, saying what to look for; clearing the task after
+    looking in the console submits anew."""
+    sim = sim_of(reliability_server)
+    sim.generation_seconds = 2.0
+    marker, output = _marker(), tmp_path / "out" / "video.mp4"
+    sim.faults.add(Fault(phase="submit", kind="slow", delay=600, times=1))
+    run_id = cluster.trigger(WORKER, {"prompt": f"killed inside its create call ({marker})", "output_uri": str(output)})
+    check = _still_running(cluster, WORKER, run_id)
+    try:
+        wait_for(
+            "the held create call",
+            lambda: [r for r in _posts(sim, marker) if r.fault == "slow"] or None,
+            timeout=90,
+            check=check,
+        )
+        ti = cluster.task_instance(WORKER, run_id, TASK)
+        assert ti["state"] == "running" and ti["try_number"] == 1, ti
+        process = wait_for("the task process", lambda: cluster.task_process(ti["id"]), timeout=20)
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=20)
+    finally:
+        sim.faults.clear()
+
+    assert cluster.wait_for_run(WORKER, run_id, timeout=180) == "failed", _logs(cluster, WORKER, run_id)
+    mine = [t for t in sim.tasks if marker in str(t.body.get("prompt"))]
+    assert len(mine) == 1 and len(_posts(sim, marker)) == 1, "the retry sent no second create call"
+    tries = _tries(cluster, WORKER, run_id)
+    assert [t["state"] for t in tries] == ["failed", "failed"], tries
+    second = _try_log(cluster, cluster._ti_path(WORKER, run_id, TASK), 2)
+    assert "An earlier try stopped while asking EvoLink to create a kling-v3-text-to-video task" in second, second[
+        -3000:
+    ]
+    assert marker in second and "clear this task to submit again" in second
+    assert not output.exists()
+
+    # Someone looked, found nothing to reuse, and cleared the task: the next try submits anew.
+    cleared_at = cluster.clear_run(WORKER, run_id)
+    assert cluster.wait_for_run(WORKER, run_id, timeout=180, ended_after=cleared_at) == "success", _logs(
+        cluster, WORKER, run_id
+    )
+    posts = _posts(sim, marker)
+    assert len(posts) == 2 and posts[1].status == 200
+    third = _try_log(cluster, cluster._ti_path(WORKER, run_id, TASK), 3)
+    assert "reported by an earlier try; this try comes after it: submitting anew" in third, third[-3000:]
+    _assert_saved(reliability_server, sim, output, str(posts[1].task_id))

@@ -387,6 +387,7 @@ def _generations(
         for index in range(counts[number]):
             g = Generation(
                 run=number,
+                run_id=run_id,
                 index=index,
                 prompt=f"soak {marker} run {number} scene {index}",
                 output=folder / f"video-{index}.mp4",
@@ -470,18 +471,17 @@ def render_table(result: SoakResult) -> str:
         ("videos saved and verified", f"{f['saved_and_verified']:,}"),
         ("videos lost", f"{f['lost']}"),
         ("generations unfinished when the time budget ran out", f"{f['unfinished']}"),
-        ("double-billed generations, no EvoLink failure or kill window behind them", f"{f['double_billed']}"),
+        ("double-billed generations, no EvoLink failure behind them", f"{f['double_billed']}"),
         (
             "create calls (POSTs)",
             f"{f['posts']:,} = {f['generations_with_task']:,} generations + {f['posts_refused']} refused by EvoLink "
             f"({reasons}) "
             f"+ {f['posts_replacing_evolink_failures']} replacing tasks EvoLink failed "
-            f"+ {f['posts_after_unstored_kill']} after a worker kill before the id was stored "
             f"+ {f['posts_unexplained']} unexplained",
         ),
         (
-            "generations billed twice: worker killed between EvoLink's answer and the stored id",
-            f"{f['generations_unstored_kill']} (EvoLink's answer -> id stored: {_latency(f['store_latency'])})",
+            "generations held for a person: worker killed between EvoLink's answer and the stored id",
+            f"{f['generations_held_after_kill']} (EvoLink's answer -> id stored: {_latency(f['store_latency'])})",
         ),
         ("EvoLink tasks created per video", f"{f['tasks_per_video']:.3f}"),
         ("Airflow tries per generation", f"{f['tries_per_generation']:.2f} (most {f['max_tries']})"),

@@ -31,12 +31,18 @@ def _generation(tmp_path: Path, saved_task: str | None) -> Generation:
     return g
 
 
-def _judge(g: Generation, requests: list[dict[str, Any]], tasks: dict[str, Any], **kw: Any) -> Any:
+def _judge(
+    g: Generation,
+    requests: list[dict[str, Any]],
+    tasks: dict[str, Any],
+    run_states: dict[str, str] | None = None,
+    **kw: Any,
+) -> Any:
     log = {"requests": requests, "tasks": tasks, "faults": []}
     return judge(
         [g],
         log,
-        run_states={"r": "success"},
+        run_states=run_states or {"r": "success"},
         served=lambda _: VIDEO,
         decodes=lambda _: True,
         left_deferred=0,
@@ -66,18 +72,29 @@ def test_a_second_task_after_a_stored_one_is_double_billing(tmp_path: Path) -> N
     assert any("t1 was stored" in p for p in g.problems), g.problems
 
 
-def test_a_worker_killed_before_the_id_was_stored_is_counted_apart(tmp_path: Path) -> None:
+def test_a_generation_whose_worker_died_inside_the_create_call_is_held_not_lost(tmp_path: Path) -> None:
+    g = _generation(tmp_path, None)
+    g.ti_state, g.run_id = "failed", "r"
+    tasks = {"t1": {"status": "completed", "error": None}}
+    requests = [_post(g.prompt, 10.0, "t1")]
+    verdict = _judge(g, requests, tasks, worker_kills=[10.4], run_states={"r": "failed"})
+    assert verdict.passed, [i for i in verdict.invariants if not i.held]
+    assert g.held == "t1" and verdict.figures["generations_held_after_kill"] == 1 and verdict.figures["lost"] == 0
+    # Without a worker kill after the create call, the same log is a lost video.
+    g2 = _generation(tmp_path, None)
+    g2.ti_state, g2.run_id = "failed", "r"
+    assert not _judge(g2, requests, tasks, worker_kills=[5.0], run_states={"r": "failed"}).passed
+    assert any(p.startswith("lost") for p in g2.problems), g2.problems
+
+
+def test_a_second_task_after_an_unstored_one_is_double_billing(tmp_path: Path) -> None:
+    """The retry must stop for a person: paying again is a bug even after a kill."""
     g = _generation(tmp_path, "t2")
     g.stored = {"t2": 31.0}
     tasks = {"t1": {"status": "completed", "error": None}, "t2": {"status": "completed", "error": None}}
     requests = [_post(g.prompt, 10.0, "t1"), _post(g.prompt, 30.0, "t2")]
     verdict = _judge(g, requests, tasks, worker_kills=[10.4])
-    assert verdict.figures["generations_unstored_kill"] == 1 and verdict.figures["double_billed"] == 0
-    assert verdict.passed
-    # Without a worker kill after the create call, the same log is double billing.
-    g2 = _generation(tmp_path, "t2")
-    g2.stored = {"t2": 31.0}
-    assert not _judge(g2, requests, tasks, worker_kills=[5.0]).passed
+    assert not verdict.passed and verdict.figures["double_billed"] == 1
 
 
 def test_a_missing_or_different_video_is_lost(tmp_path: Path) -> None:
