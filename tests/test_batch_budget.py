@@ -79,6 +79,10 @@ def test_a_literal_list_is_checked_when_the_dag_file_is_parsed() -> None:
             KlingBatchBudgetOperator(task_id="bad", rows=[{"duration": 1}], max_credits=100)
         with pytest.raises(KlingValidationError, match="max_credits: give max_credits or max_usd"):
             KlingBatchBudgetOperator(task_id="no_limit", rows=ROWS)
+        # A templated limit is known at run time only; the other, literal one is still checked now.
+        KlingBatchBudgetOperator(task_id="daily", rows=ROWS, max_credits="{{ var.value.kling_daily_credits }}")
+        with pytest.raises(KlingValidationError, match=r"max_usd: must be a positive number \(got 0\)"):
+            KlingBatchBudgetOperator(task_id="zero_usd", rows=ROWS, max_credits="{{ params.c }}", max_usd=0)
 
 
 def test_a_list_known_only_at_run_time_is_checked_then() -> None:

@@ -52,3 +52,15 @@ def test_rows_from_a_mapped_task_are_totalled_too(kling_connection: Any, tmp_pat
     assert kling_connection.sim.count(method="POST", phase="submit") == 2  # 2 x 16.2 credits <= 40
     saved = sorted(p.name for p in tmp_path.iterdir())
     assert saved == ["cup.mp4", "cup.mp4.kling.json", "pen.mp4", "pen.mp4.kling.json"]
+
+
+@pytest.mark.parametrize(
+    ("budget", "state", "posts"),
+    [("40", "success", 2), ("30", "failed", 0), ("plenty", "failed", 0), ("-5", "failed", 0)],
+)
+def test_a_templated_limit_is_rendered_before_the_batch_is_totalled(
+    kling_connection: Any, tmp_path: Path, budget: str, state: str, posts: int
+) -> None:
+    result = run_dag("batch_templated_limit", out=tmp_path, budget=budget)  # 2 x 16.2 credits
+    assert state in result["budget"]["state"] and result["budget"]["try_number"] == 1, result
+    assert kling_connection.sim.count(method="POST", phase="submit") == posts

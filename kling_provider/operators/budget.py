@@ -32,8 +32,9 @@ class KlingBatchBudgetOperator(BaseOperator):
 
     :param rows: the list the Kling operator expands over: one mapping of operator arguments per
         item (``expand_kwargs`` rows), or an XComArg giving it (templated).
-    :param max_credits: the limit on the estimated total in credits (give this, ``max_usd``, or both).
-    :param max_usd: the limit on the estimated total in US dollars.
+    :param max_credits: the limit on the estimated total in credits (give this, ``max_usd``, or
+        both; templated, e.g. ``"{{ var.value.kling_daily_credits }}"``).
+    :param max_usd: the limit on the estimated total in US dollars (templated).
     :param defaults: the ``partial()`` arguments of the mapped operator that set the price
         (``model``, ``duration``, ``quality``, ``sound``); rows override them.
     :param label_field: a row key that names items in messages (e.g. ``"sku"``).
@@ -43,7 +44,7 @@ class KlingBatchBudgetOperator(BaseOperator):
     Items with no published price (4k, turbo, o3) fail the check, as with ``max_credits``.
     """
 
-    template_fields: Sequence[str] = ("rows",)
+    template_fields: Sequence[str] = ("rows", "max_credits", "max_usd")
     ui_color = "#fde68a"
 
     def __init__(
@@ -63,10 +64,13 @@ class KlingBatchBudgetOperator(BaseOperator):
         self.defaults = dict(defaults or {})
         self.label_field = label_field
         from kling_provider.batch_budget import check_limits, estimate_batch
+        from kling_provider.operators.base import _is_template
 
-        check_limits(max_credits, max_usd)
+        # A templated limit is known at run time only: stand in a valid one to check the rest now.
+        templated = _is_template(max_credits) or _is_template(max_usd)
+        check_limits(*(1.0 if _is_template(limit) else limit for limit in (max_credits, max_usd)))
         estimate_batch([], defaults=self.defaults)  # the defaults are valid prices
-        if _is_literal(rows):
+        if _is_literal(rows) and not templated:
             self._check(rows)  # parse time: the DAG file fails to import, naming the rule
 
     def _check(self, rows: Any) -> BatchEstimate | None:
@@ -89,6 +93,10 @@ class KlingBatchBudgetOperator(BaseOperator):
             # asks for one item past its end, which logs an error).
             rows = [rows[index] for index in range(len(rows))]
         try:
+            self.max_credits, self.max_usd = (
+                _rendered_limit("max_credits", self.max_credits),
+                _rendered_limit("max_usd", self.max_usd),
+            )
             batch = self._check(rows)
         except KlingValidationError as err:
             from kling_provider.operators.base import _fail_exception
@@ -104,6 +112,18 @@ class KlingBatchBudgetOperator(BaseOperator):
         else:
             self.log.info("Kling batch is empty: nothing to generate")
         return list(rows)
+
+
+def _rendered_limit(name: str, value: Any) -> Any:
+    """A templated limit renders to text: read it as a number (check_limits says what is wrong)."""
+    if not isinstance(value, str):
+        return value
+    try:
+        return float(value.strip())
+    except ValueError:
+        raise KlingValidationError(
+            f"{name}: must be a positive number (got {value[:80]!r}, as rendered)", param=name
+        ) from None
 
 
 def _is_literal(rows: Any) -> bool:

@@ -43,3 +43,20 @@ with DAG(
 
     guard = KlingBatchBudgetOperator(task_id="budget", rows=row.expand(sku=["cup", "pen"]), max_credits=40)
     KlingTextToVideoOperator.partial(task_id="teaser", poll_policy=FAST).expand_kwargs(guard.output)
+
+# Limits from the run's conf (a daily budget from a Variable works the same way): rendered at run time.
+with DAG(
+    dag_id="batch_templated_limit",
+    start_date=datetime(2026, 1, 1),
+    schedule=None,
+    catchup=False,
+    params={"out": "/x", "budget": "40"},
+):
+
+    @task
+    def rows(**context: Any) -> list[dict[str, Any]]:
+        out = context["params"]["out"]
+        return [{"prompt": f"a {sku}", "duration": 3, "output_uri": f"{out}/{sku}.mp4"} for sku in ("cup", "pen")]
+
+    guard = KlingBatchBudgetOperator(task_id="budget", rows=rows(), max_credits="{{ params.budget }}")
+    KlingTextToVideoOperator.partial(task_id="teaser", poll_policy=FAST).expand_kwargs(guard.output)
