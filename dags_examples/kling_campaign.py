@@ -84,8 +84,9 @@ def teaser_arguments(row: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def build_manifest(rows: Iterable[Mapping[str, Any]], results: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
-    """Per item: where the video is, what EvoLink reserved and the USD it stands for, and whether
-    the saved video matches the request (the operator's check); then totals."""
+    """Per item: where the video is, what EvoLink reserved and the USD it stands for, whether the
+    saved video matches the request (the operator's check) and whether this run reused it; then
+    totals, with what this run itself spent."""
     items = []
     for row, result in zip(rows, results, strict=True):
         credits = result.get("credits_reserved")
@@ -103,8 +104,10 @@ def build_manifest(rows: Iterable[Mapping[str, Any]], results: Iterable[Mapping[
                 "usd": result.get("estimated_usd"),
                 "matches_request": video.get("matches_request"),
                 "poster_uri": result.get("poster_uri"),
+                "reused": bool(result.get("reused")),
             }
         )
+    new = [i for i in items if not i["reused"]]
     return {
         "items": items,
         "totals": {
@@ -112,6 +115,9 @@ def build_manifest(rows: Iterable[Mapping[str, Any]], results: Iterable[Mapping[
             "credits": round(sum(i["credits"] or 0 for i in items), 4),
             "usd": round(sum(i["usd"] or 0 for i in items), 4),
             "mismatched": sum(i["matches_request"] is False for i in items),
+            "reused": len(items) - len(new),
+            "credits_this_run": round(sum(i["credits"] or 0 for i in new), 4),
+            "usd_this_run": round(sum(i["usd"] or 0 for i in new), 4),
         },
     }
 

@@ -146,11 +146,15 @@ def test_the_campaign_pays_once_per_product_and_nothing_when_run_again(
         assert item["usd"] == pytest.approx(0.075 * int(product["duration"]))
         assert item["evolink_task_id"]
         assert item["matches_request"] is True and item["poster_uri"] is None  # checked; no poster asked for
+        assert item["reused"] is False
     assert manifest["totals"] == {
         "items": 4,
         "credits": pytest.approx(102.6),
         "usd": pytest.approx(1.425),
         "mismatched": 0,
+        "reused": 0,
+        "credits_this_run": pytest.approx(102.6),
+        "usd_this_run": pytest.approx(1.425),
     }
     leftovers = [p.name for p in manifest_path.parent.iterdir() if p.name.endswith(".part")]
     assert not leftovers, "no partial video or manifest left behind"
@@ -168,7 +172,14 @@ def test_the_campaign_pays_once_per_product_and_nothing_when_run_again(
     rewritten = json.loads(manifest_path.read_text())
     assert rewritten["written_at"] > manifest["written_at"], "the manifest was not written again"
     assert [i["evolink_task_id"] for i in rewritten["items"]] == [i["evolink_task_id"] for i in manifest["items"]]
-    assert rewritten["totals"] == manifest["totals"]
+    # What the catalogue's videos cost is unchanged; this run reused all four and spent nothing.
+    assert [i["reused"] for i in rewritten["items"]] == [True] * 4
+    assert rewritten["totals"] == {
+        **manifest["totals"],
+        "reused": 4,
+        "credits_this_run": 0,
+        "usd_this_run": 0,
+    }
 
 
 @pytest.mark.kling_simulator(generation_seconds=1)

@@ -32,6 +32,7 @@ RESULT_KEYS = {
     "estimated_usd",
     "video",
     "poster_uri",
+    "reused",
 }
 
 

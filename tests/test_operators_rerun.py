@@ -82,7 +82,7 @@ def test_a_rerun_of_the_same_request_sends_nothing_and_returns_the_same_result(
     assert "success" in again.state, again
     assert posts(kling_connection.sim) == 1, "the re-run paid again"
     assert kling_connection.sim.count(phase="download") == 1, "nothing was downloaded again"
-    assert again.xcom() == result
+    assert again.xcom() == {**result, "reused": True} and result["reused"] is False
     assert video.read_bytes() == saved and sidecar_of(video) == sidecar
     log = capfd.readouterr().out
     assert (
@@ -101,7 +101,7 @@ def test_a_changed_prompt_generates_anew_and_replaces_the_video(kling_connection
     assert second.xcom()["id"] != first.xcom()["id"]
     assert sidecar_of(video)["task_id"] == second.xcom()["id"]
     third = run_dag("rerun_skip", output_uri=video, prompt="a blue kite")
-    assert posts(kling_connection.sim) == 2 and third.xcom() == second.xcom()
+    assert posts(kling_connection.sim) == 2 and third.xcom() == {**second.xcom(), "reused": True}
 
 
 def test_overwrite_always_generates(kling_connection: Any, tmp_path: Path) -> None:
@@ -241,7 +241,7 @@ def test_s3_rerun_skip_overwrite_and_fail(kling_connection: Any, s3_bucket: S3Bu
     assert writes[-1] == ("PutObject", sidecar_key)
 
     again = run_dag("rerun_s3_skip", bucket=s3_bucket.name)
-    assert "success" in again.state and again.xcom() == first.xcom()
+    assert "success" in again.state and again.xcom() == {**first.xcom(), "reused": True}
     assert posts(kling_connection.sim) == 1
     assert s3_bucket.writes() == writes, "a skipped re-run writes nothing"
 

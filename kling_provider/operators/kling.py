@@ -89,7 +89,9 @@ VIDEO_PARAMS = """
     working), ``output_uri`` (where the video was saved, or None), ``duration``, ``quality``,
     ``sound``, ``credits_reserved`` (what EvoLink reserved), ``estimated_credits`` and
     ``estimated_usd`` (this provider's estimate; None when unknown), ``video`` (with ``output_uri``:
-    the saved file's own metadata, ``matches_request`` and ``mismatches``) and ``poster_uri`` (with ``poster``).
+    the saved file's own metadata, ``matches_request`` and ``mismatches``), ``poster_uri`` (with
+    ``poster``) and ``reused`` (True when a video saved earlier from the same request was returned
+    and nothing was sent: its credits were paid then, not now).
 """
 
 
@@ -367,7 +369,7 @@ class _VideoOperator(BaseKlingOperator):
     def _reuse(self, sidecar: Any) -> dict[str, Any]:
         from kling_provider.operators.lineage_facts import LineageFacts
 
-        result = dict(sidecar.result)
+        result = {**sidecar.result, "reused": True}
         self._lineage = LineageFacts(
             sidecar.task_id, model=sidecar.model, status="completed", credits_reserved=sidecar.credits
         ).with_result(result)
@@ -450,6 +452,7 @@ class _VideoOperator(BaseKlingOperator):
             "estimated_usd": estimate.usd,
             "video": getattr(self, "_video_report", None) if saved_uri else None,
             "poster_uri": getattr(self, "_poster_uri", None) if saved_uri else None,
+            "reused": False,
         }
 
 

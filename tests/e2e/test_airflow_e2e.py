@@ -47,6 +47,7 @@ XCOM_KEYS = frozenset(
         "estimated_usd",
         "video",
         "poster_uri",
+        "reused",
     }
 )
 #: 5 s at 720p without sound: 5.4 credits/s, $0.075/s (the published price table).
