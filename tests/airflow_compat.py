@@ -1,8 +1,9 @@
 """Airflow names the tests use that moved between 3.0 and 3.3.
 
 ``make test-airflow-min`` runs this suite on the oldest Airflow the provider supports: tests import
-these names from here so one spelling works on both. (Provider code keeps its own guarded imports:
-a shim here must never make a provider import pass that would fail in a user's 3.0 deployment.)
+these names from here so one spelling works on both. (Provider code has its own shims, in
+``kling_provider/_compat.py``: a shim here must never make a provider import pass that would fail
+in a user's 3.0 deployment.)
 """
 
 from __future__ import annotations

@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 
+from kling_provider._compat import AirflowFailException
 from kling_provider.exceptions import KlingError, KlingNotFoundError, KlingTimeoutError
 from kling_provider.hooks.kling import KlingHook
 from kling_provider.models import Task, TaskStatus, TextToVideoRequest
-from kling_provider.operators.base import _fail_exception
 from kling_provider.operators.kling import KlingTextToVideoOperator
 from kling_provider.testing import Fault
 from kling_provider.triggers.events import EventStatus, KlingEventError, KlingTaskEvent
@@ -133,7 +133,7 @@ def test_a_malformed_event_fails_clearly_where_the_operator_receives_it(name: st
     with pytest.raises(KlingEventError) as info:
         operator.execute_complete({"ti": SimpleNamespace(try_number=1)}, event)
     assert info.value.message.startswith("trigger event: ") and words in info.value.message
-    assert not isinstance(info.value, _fail_exception()), "a retry re-attaches to the stored task"
+    assert not isinstance(info.value, AirflowFailException), "a retry re-attaches to the stored task"
 
 
 @pytest.mark.parametrize(
@@ -142,7 +142,7 @@ def test_a_malformed_event_fails_clearly_where_the_operator_receives_it(name: st
         ("timeout", True, KlingTimeoutError),
         ("expired", False, KlingNotFoundError),
         ("error", True, KlingError),
-        ("error", False, _fail_exception()),
+        ("error", False, AirflowFailException),
     ],
 )
 def test_each_status_without_a_task_ends_the_try_as_before(status: str, retryable: bool, error: type) -> None:

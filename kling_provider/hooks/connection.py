@@ -115,21 +115,6 @@ def connection_not_found(conn_id: str) -> KlingConnectionNotFoundError:
     )
 
 
-def not_found_errors() -> tuple[type[BaseException], ...]:
-    """The exceptions Airflow raises for a connection id it does not know (they moved in 3.1)."""
-    found: list[type[BaseException]] = []
-    try:
-        from airflow.sdk.exceptions import AirflowNotFoundException as sdk_not_found
-
-        found.append(sdk_not_found)
-    except ImportError:  # pragma: no cover - Airflow 3.0
-        pass
-    from airflow.exceptions import AirflowNotFoundException
-
-    found.append(AirflowNotFoundException)
-    return tuple(found)
-
-
 def _extra_dict(conn: Any) -> dict[str, Any]:
     getter = getattr(conn, "extra_dejson", None)
     if isinstance(getter, dict):

@@ -18,13 +18,10 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import httpx
+from airflow.sdk.log import mask_secret
 from pydantic import ValidationError
 
-try:
-    from airflow.sdk.bases.hook import BaseHook
-except ImportError:  # Airflow < 3.1: hooks still live in airflow-core
-    from airflow.hooks.base import BaseHook  # type: ignore[no-redef,attr-defined]
-
+from kling_provider._compat import NOT_FOUND_ERRORS, BaseHook
 from kling_provider.exceptions import (
     KlingError,
     KlingNotFoundError,
@@ -33,7 +30,7 @@ from kling_provider.exceptions import (
     KlingValidationError,
 )
 from kling_provider.hooks import clients
-from kling_provider.hooks.connection import KlingConnectionSettings, connection_not_found, not_found_errors
+from kling_provider.hooks.connection import KlingConnectionSettings, connection_not_found
 from kling_provider.hooks.plans import (
     Fetch,
     SavedVideo,
@@ -162,7 +159,7 @@ class KlingHook(BaseHook):
         if self._settings is None:
             try:
                 conn = self.get_connection(self.kling_conn_id)
-            except not_found_errors():
+            except NOT_FOUND_ERRORS:
                 raise connection_not_found(self.kling_conn_id) from None
             self._settings = self._remember(conn)
         return self._settings
@@ -184,14 +181,14 @@ class KlingHook(BaseHook):
                 conn = await aget(self.kling_conn_id)
             else:  # Airflow < 3.1 has no async lookup: keep the blocking call off the loop.
                 conn = await asyncio.to_thread(self.get_connection, self.kling_conn_id)
-        except not_found_errors():
+        except NOT_FOUND_ERRORS:
             raise connection_not_found(self.kling_conn_id) from None
         return self._remember(conn)
 
     @staticmethod
     def _remember(conn: Any) -> KlingConnectionSettings:
         settings = KlingConnectionSettings.from_connection(conn)
-        _mask(settings.api_key)
+        mask_secret(settings.api_key)  # so no log line can show it
         return settings
 
     def get_conn(self) -> httpx.Client:
@@ -626,15 +623,3 @@ def _read_image(source: Any, conn_id: str | None, field: str) -> tuple[bytes, st
         ) from err
     name = os.path.splitext(path.name)[0] or "image"
     return data, name, int(size) if size is not None else len(data)
-
-
-def _mask(secret: str) -> None:
-    """Register the key with Airflow's secrets masker so no log line can show it."""
-    try:
-        from airflow.sdk.log import mask_secret
-    except ImportError:  # pragma: no cover - Airflow 3.0
-        try:
-            from airflow.sdk.execution_time.secrets_masker import mask_secret  # type: ignore[no-redef]
-        except ImportError:
-            return
-    mask_secret(secret)

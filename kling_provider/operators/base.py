@@ -35,11 +35,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow.sdk import BaseOperator
 
-try:
-    from airflow.sdk import conf
-except ImportError:  # Airflow < 3.1: the Task SDK has no conf of its own yet
-    from airflow.configuration import conf  # type: ignore[assignment]
-
+from kling_provider._compat import AirflowFailException, conf
 from kling_provider.exceptions import (
     KlingError,
     KlingNotFoundError,
@@ -470,7 +466,6 @@ class BaseKlingOperator(BaseOperator):
                 raise KlingNotFoundError(received.message + " A retry submits a new generation.")
         if received.retryable:
             raise KlingError(received.message)
-        AirflowFailException = _fail_exception()
 
         raise AirflowFailException(received.message)
 
@@ -520,7 +515,6 @@ class BaseKlingOperator(BaseOperator):
         from kling_provider.hooks.kling import summarise_request
         from kling_provider.operators.state import PendingSubmit
 
-        AirflowFailException = _fail_exception()
         pending = PendingSubmit(time.time(), request.model, summarise_request(request.to_body()))
         store.save(pending)
         try:
@@ -551,7 +545,7 @@ class BaseKlingOperator(BaseOperator):
             store.clear()
             return
         store.save(dataclasses.replace(pending, reported=True))
-        raise _fail_exception()(
+        raise AirflowFailException(
             f"An earlier try stopped while asking EvoLink to create a {pending.model} task (sent {when}; "
             f"{pending.summary}), before the new task's id was stored: a task may have been created and "
             "billed. Not submitting again, because EvoLink has no idempotency key. Look for a task created "
@@ -586,7 +580,6 @@ class BaseKlingOperator(BaseOperator):
     def _finish(
         self, context: Context, task: Task, estimate: CostEstimate | None, observed_at: float | None = None
     ) -> Any:
-        AirflowFailException = _fail_exception()
 
         from kling_provider.models.responses import TaskStatus
         from kling_provider.operators.state import RemoteTask, state_store_for
@@ -762,15 +755,6 @@ def _finite(value: Any) -> float | None:
 def _try_number(context: Context) -> int | None:
     number = getattr(context["ti"], "try_number", None)
     return number if isinstance(number, int) else None
-
-
-def _fail_exception() -> type[Exception]:
-    """Airflow's "fail now, no retries" exception, wherever this Airflow keeps it."""
-    try:
-        from airflow.sdk.exceptions import AirflowFailException
-    except ImportError:  # Airflow < 3.1: only airflow.exceptions has it
-        from airflow.exceptions import AirflowFailException  # type: ignore[no-redef]
-    return AirflowFailException
 
 
 #: List arguments whose items prompts refer to by number (``<<<element_N>>>``, ``<<<image_N>>>``).

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 
+from kling_provider._compat import AirflowFailException
 from kling_provider.exceptions import KlingValidationError
 
 if TYPE_CHECKING:
@@ -99,9 +100,7 @@ class KlingBatchBudgetOperator(BaseOperator):
             )
             batch = self._check(rows)
         except KlingValidationError as err:
-            from kling_provider.operators.base import _fail_exception
-
-            raise _fail_exception()(err.message) from None
+            raise AirflowFailException(err.message) from None
         if batch is not None:
             limits = " and ".join(
                 f"{name}={value}"

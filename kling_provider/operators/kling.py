@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow.sdk import BaseOperatorLink
 
+from kling_provider._compat import AirflowFailException
 from kling_provider.operators.base import (
     _PLACEHOLDER_URL,
     BASE_PARAMS,
@@ -269,9 +270,7 @@ class _VideoOperator(BaseKlingOperator):
                 + f". It was paid for: raise it with EvoLink, quoting task id {task.id}."
             )
             if self.on_mismatch == "fail":
-                from kling_provider.operators.base import _fail_exception
-
-                raise _fail_exception()(message + " (on_mismatch='fail': not retried, a retry would pay again)")
+                raise AirflowFailException(message + " (on_mismatch='fail': not retried, a retry would pay again)")
             self.log.warning(message)
         else:
             self.log.info(
@@ -299,9 +298,7 @@ class _VideoOperator(BaseKlingOperator):
         except KlingLinkExpiredError as expired:
             fresh = hook.get_task(task.id).video_url
             if not fresh or fresh == task.video_url:
-                from kling_provider.operators.base import _fail_exception
-
-                raise _fail_exception()(expired.message) from None
+                raise AirflowFailException(expired.message) from None
             self.log.info("EvoLink issued a fresh link for task %s; downloading from it", task.id)
             return hook.download(fresh, str(self.output_uri), conn_id=self.output_conn_id)
 
@@ -323,7 +320,6 @@ class _VideoOperator(BaseKlingOperator):
             return None
         from kling_provider.hooks.storage import destination_uri, file_size, resolve_destination
         from kling_provider.operators import reuse
-        from kling_provider.operators.base import _fail_exception
 
         self._fingerprint = self._request_fingerprint(hook, kwargs, request)
         from kling_provider.exceptions import KlingValidationError
@@ -347,7 +343,7 @@ class _VideoOperator(BaseKlingOperator):
             return None  # nothing there, or a retry continuing the generation its first try began
         where = destination_uri(target)
         if self.if_exists == "fail":
-            raise _fail_exception()(
+            raise AirflowFailException(
                 f"output_uri: {where} already exists and if_exists='fail'; nothing was submitted. Remove it, "
                 "choose another output_uri, or set if_exists='skip' (reuse a video saved from the same "
                 "request) or 'overwrite'."

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
+from airflow.sdk.api.client import get_hostname
 from attrs import define
 from openlineage.client.event_v2 import Dataset
 from openlineage.client.facet_v2 import RunFacet
@@ -198,10 +199,6 @@ def _local_file(path: str) -> Dataset:
 
 def _hostname() -> str:
     """The host name Airflow records for the task instance ([core] hostname_callable)."""
-    try:
-        from airflow.sdk.api.client import get_hostname
-    except ImportError:  # Airflow 3.0: only airflow.utils.net has it
-        from airflow.utils.net import get_hostname
     return str(get_hostname())
 
 

@@ -23,7 +23,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote, urlsplit
 
-from airflow.sdk import BaseOperator
+from kling_provider._compat import conf, hitl_branch_operator
 
 __all__ = [
     "MEDIA_XCOM_KEY",
@@ -51,14 +51,8 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
 
     _HITL_MISSING: str | None = None
-else:
-    try:
-        from airflow.providers.standard.operators.hitl import HITLBranchOperator as _ReviewBase
-
-        _HITL_MISSING: str | None = None
-    except Exception as err:  # Airflow < 3.1 raises AirflowOptionalProviderFeatureException
-        _ReviewBase = BaseOperator
-        _HITL_MISSING = f"{type(err).__name__}: {err}"
+else:  # Airflow 3.0 has no human-in-the-loop: BaseOperator, and why (raised when one is built)
+    _ReviewBase, _HITL_MISSING = hitl_branch_operator()
 
 
 def variant_options(count: int) -> list[str]:
@@ -295,10 +289,6 @@ def media_path(uri: str) -> str | None:
 def _media_url_maker(dag_id: str, run_id: str, task_id: str, map_index: int, media: dict[str, dict[str, str]]) -> Any:
     """``media_url(uri, token)`` for :func:`review_body`: records the file under ``token`` in
     ``media`` (this task's XCom) and returns the URL the API-server app serves it at."""
-    try:
-        from airflow.sdk import conf
-    except ImportError:  # Airflow < 3.1
-        from airflow.configuration import conf  # type: ignore[assignment]
     base = (conf.get("api", "base_url", fallback="") or "").rstrip("/")
 
     def media_url(uri: str, token: str) -> str | None:

@@ -16,6 +16,7 @@ from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
+from kling_provider._compat import conf
 from kling_provider.exceptions import (
     KlingError,
     KlingNotFoundError,
@@ -36,10 +37,6 @@ def configured_settle() -> float:
     """``[kling] trigger_settle_seconds``, the deployment's :attr:`PollPolicy.settle` (read in the
     triggerer): a heavily loaded scheduler may want more; ``dag.test()``, which runs triggers in
     line with no scheduler to race, needs none (the pytest plugin sets 0)."""
-    try:
-        from airflow.sdk import conf
-    except ImportError:  # Airflow < 3.1: the Task SDK has no conf of its own yet
-        from airflow.configuration import conf  # type: ignore[assignment]
     return max(0.0, conf.getfloat("kling", "trigger_settle_seconds", fallback=PollPolicy.settle))
 
 

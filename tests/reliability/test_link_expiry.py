@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
+from kling_provider._compat import AirflowFailException
 from kling_provider.exceptions import KlingLinkExpiredError
 from kling_provider.models import Task
-from kling_provider.operators.base import _fail_exception
 from kling_provider.operators.kling import KlingTextToVideoOperator
 
 LINK = "https://files.example.com/results/task-unified-1-abc.mp4?expires=1"
@@ -38,7 +38,7 @@ def _task() -> Task:
 def test_an_unchanged_expired_link_fails_the_task_without_retries(tmp_path: Any) -> None:
     op = KlingTextToVideoOperator(task_id="t", prompt="a kite", output_uri=str(tmp_path / "v.mp4"))
     hook = _ExpiredLinks()
-    with pytest.raises(_fail_exception(), match="no longer serves the video"):
+    with pytest.raises(AirflowFailException, match="no longer serves the video"):
         op._download(hook, _task(), "1970-01-02T00:00:01+00:00")  # type: ignore[arg-type]
     assert hook.queried == 1, "asked EvoLink once for a fresh link"
     assert not (tmp_path / "v.mp4").exists()

@@ -233,8 +233,8 @@ def test_the_hook_registers_the_key_with_the_secrets_masker(monkeypatch: pytest.
     key = f"sk-kling-canary-mask-{uuid.uuid4().hex}"
     monkeypatch.setenv("AIRFLOW_CONN_KLING_MASKED", json.dumps(connection_json("http://127.0.0.1:9", key=key)))
     registered: list[str] = []
-    original = kling_module._mask
-    monkeypatch.setattr(kling_module, "_mask", lambda secret: (registered.append(secret), original(secret)))
+    original = kling_module.mask_secret
+    monkeypatch.setattr(kling_module, "mask_secret", lambda secret: (registered.append(secret), original(secret)))
     line = f"Authorization: Bearer {key}"
     assert key in str(redact(line)), "the key was masked before anything read it: the check proves nothing"
 
