@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from kling_provider.exceptions import KlingValidationError
-from kling_provider.models.errors import show
+from kling_provider.models.untrusted import show
 from kling_provider.pricing import CostEstimate, _usd, estimate_video
 
 #: The operator arguments a price depends on, and the operators' defaults for them.

@@ -16,7 +16,8 @@ from typing import Annotated, Any, ClassVar, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, PlainValidator, ValidationError
 from pydantic_core import InitErrorDetails
 
-from kling_provider.models.errors import build_request, detail, fail, nested, raise_all, show, to_kling_error
+from kling_provider.models.errors import build_request, detail, fail, nested, raise_all, to_kling_error
+from kling_provider.models.untrusted import show
 from kling_provider.models.urls import check_callback_url, check_media_url
 
 MIN_DURATION = 3

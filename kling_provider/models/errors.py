@@ -15,13 +15,13 @@ from pydantic import BaseModel, ValidationError
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from kling_provider.exceptions import KlingValidationError
+from kling_provider.models.untrusted import show
 
 if TYPE_CHECKING:
     from pydantic_core import ErrorDetails
 
 #: Error type of every rule this package checks itself; its message is final.
 KLING_ERROR = "kling"
-_SHOW_LIMIT = 60
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -42,19 +42,6 @@ class RequestValidationError(KlingValidationError):
     def __init__(self, message: str, *, problems: Sequence[Problem] = (), **kwargs: Any) -> None:
         super().__init__(message, **kwargs)
         self.problems = tuple(problems)
-
-
-def show(value: Any, limit: int = _SHOW_LIMIT) -> str:
-    """A short, safe ``repr`` for messages: truncated, and never raising on hostile objects."""
-    if isinstance(value, int) and not isinstance(value, bool) and int.bit_length(value) > 64:
-        return "a very large integer"
-    try:
-        text = repr(value)
-    except Exception:  # a broken __repr__ must not hide the real problem
-        text = f"<{type(value).__name__}>"
-    if len(text) > limit:
-        text = f"{text[: limit - 3]}... ({str.__len__(value) if isinstance(value, str) else len(text)} chars)"
-    return text
 
 
 def rule(message: str) -> PydanticCustomError:

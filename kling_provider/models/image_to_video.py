@@ -10,13 +10,14 @@ from pydantic import PlainValidator
 from pydantic_core import InitErrorDetails
 
 from kling_provider.models.common import check_items, sequence_items
-from kling_provider.models.errors import detail, raise_all, show
+from kling_provider.models.errors import detail, raise_all
 from kling_provider.models.families import (
     IMAGE_TO_VIDEO_MODEL_NAMES,
     O3_MAX_ELEMENTS_WITH_FIRST_FRAME,
     O3_MAX_IMAGES_AND_ELEMENTS,
     O3_MAX_IMAGES_WITH_LAST_FRAME,
 )
+from kling_provider.models.untrusted import show
 from kling_provider.models.urls import check_media_url
 from kling_provider.models.video import (
     MAX_ELEMENT_ID_CHARS,

@@ -67,7 +67,7 @@ class ImageInfo:
     mime_type: str
 
 
-class _Unreadable(Exception):
+class _CorruptHeader(Exception):
     """The header is truncated or corrupt; the message says how."""
 
 
@@ -106,7 +106,7 @@ class _Reader:
     def read(self, n: int, what: str) -> bytes:
         data = self.read_up_to(n)
         if len(data) < n:
-            raise _Unreadable(f"the file ends inside {what}")
+            raise _CorruptHeader(f"the file ends inside {what}")
         return data
 
     def skip_to_ff(self) -> None:
@@ -116,11 +116,11 @@ class _Reader:
         while True:
             if not self._pending:
                 if self.consumed > _SCAN_LIMIT:
-                    raise _Unreadable(f"no JPEG frame header in the first {_SCAN_LIMIT // (1024 * 1024)} MB")
+                    raise _CorruptHeader(f"no JPEG frame header in the first {_SCAN_LIMIT // (1024 * 1024)} MB")
                 self._pending = bytes(self._stream.read(chunk) or b"")
                 chunk = min(chunk * 4, _SKIP_CHUNK)
                 if not self._pending:
-                    raise _Unreadable("the file ends inside the JPEG header")
+                    raise _CorruptHeader("the file ends inside the JPEG header")
             idx = self._pending.find(b"\xff")
             if idx >= 0:
                 self._pending = self._pending[idx:]
@@ -135,7 +135,7 @@ class _Reader:
 
     def skip(self, n: int, what: str) -> None:
         if self.consumed + n > _SCAN_LIMIT:
-            raise _Unreadable(f"no JPEG frame header in the first {_SCAN_LIMIT // (1024 * 1024)} MB")
+            raise _CorruptHeader(f"no JPEG frame header in the first {_SCAN_LIMIT // (1024 * 1024)} MB")
         from_pending = min(n, len(self._pending))
         self._pending = self._pending[from_pending:]
         self.consumed += from_pending
@@ -166,7 +166,7 @@ def inspect_image(stream: BinaryIO, *, field: str = "image") -> ImageInfo:
         return _inspect(_Reader(stream))
     except _NotJpegOrPng as exc:
         raise KlingValidationError(f"{field}: must be a JPG or PNG image ({exc})", param=field) from None
-    except _Unreadable as exc:
+    except _CorruptHeader as exc:
         raise KlingValidationError(f"{field}: is not a readable JPG/PNG image ({exc})", param=field) from None
     except (struct.error, IndexError, OverflowError) as exc:
         # The parser checks lengths before it unpacks, so this is a safety net, not a path.
@@ -221,14 +221,14 @@ def _inspect(reader: _Reader) -> ImageInfo:
         reader.unread(head[2:])
         return _jpeg(reader)
     if head and _PNG_SIGNATURE.startswith(head):
-        raise _Unreadable("the file ends inside the PNG signature")
+        raise _CorruptHeader("the file ends inside the PNG signature")
     if head.startswith(b"\x89PNG"):
         # Typically CR LF rewritten by a text-mode transfer, which the signature exists to catch.
-        raise _Unreadable("the PNG signature is damaged (was the file transferred as text?)")
+        raise _CorruptHeader("the PNG signature is damaged (was the file transferred as text?)")
     if head.startswith(b"\xff\xd8"):
-        raise _Unreadable("the JPEG start-of-image marker is not followed by a marker")
+        raise _CorruptHeader("the JPEG start-of-image marker is not followed by a marker")
     if head == b"\xff":
-        raise _Unreadable("the file ends inside the JPEG signature")
+        raise _CorruptHeader("the file ends inside the JPEG signature")
     raise _NotJpegOrPng(_describe(head))
 
 
@@ -237,17 +237,17 @@ def _png(reader: _Reader) -> ImageInfo:
     chunk = reader.read(8 + 13 + 4, "the PNG header (IHDR)")
     length, kind = struct.unpack(">I4s", chunk[:8])
     if kind != b"IHDR":
-        raise _Unreadable(f"the first PNG chunk is {_printable(kind)}, not IHDR")
+        raise _CorruptHeader(f"the first PNG chunk is {_printable(kind)}, not IHDR")
     if length != 13:
-        raise _Unreadable(f"the PNG IHDR chunk has length {length}, not 13")
+        raise _CorruptHeader(f"the PNG IHDR chunk has length {length}, not 13")
     data, (crc,) = chunk[8:21], struct.unpack(">I", chunk[21:25])
     if zlib.crc32(kind + data) != crc:
-        raise _Unreadable("the PNG IHDR chunk fails its CRC check")
+        raise _CorruptHeader("the PNG IHDR chunk fails its CRC check")
     width, height, depth, colour, compression, filtering, interlace = struct.unpack(">IIBBBBB", data)
     if not (0 < width < 1 << 31 and 0 < height < 1 << 31):
-        raise _Unreadable(f"the PNG header gives an impossible size {width}x{height}")
+        raise _CorruptHeader(f"the PNG header gives an impossible size {width}x{height}")
     if depth not in _PNG_DEPTHS.get(colour, ()) or compression or filtering or interlace > 1:
-        raise _Unreadable("the PNG header has invalid colour type, bit depth or method fields")
+        raise _CorruptHeader("the PNG header has invalid colour type, bit depth or method fields")
     return ImageInfo(format="png", width=width, height=height, mime_type="image/png")
 
 
@@ -265,22 +265,22 @@ def _jpeg(reader: _Reader) -> ImageInfo:
         if marker == 0x00 or marker in _JPEG_STANDALONE:  # stuffed zero, or no length field
             continue
         if marker == 0xD9:
-            raise _Unreadable("the JPEG ends before its frame header")
+            raise _CorruptHeader("the JPEG ends before its frame header")
         if marker == 0xDA:
-            raise _Unreadable("the JPEG image data starts before any frame header")
+            raise _CorruptHeader("the JPEG image data starts before any frame header")
         (length,) = struct.unpack(">H", reader.read(2, "a JPEG segment length"))
         if length < 2:
-            raise _Unreadable(f"a JPEG segment (marker 0x{marker:02X}) has an invalid length {length}")
+            raise _CorruptHeader(f"a JPEG segment (marker 0x{marker:02X}) has an invalid length {length}")
         if marker not in _JPEG_SOF:
             reader.skip(length - 2, f"a JPEG segment (marker 0x{marker:02X})")
             continue
         if length < 8:
-            raise _Unreadable(f"the JPEG frame header is too short ({length} bytes)")
+            raise _CorruptHeader(f"the JPEG frame header is too short ({length} bytes)")
         _, height, width, components = struct.unpack(">BHHB", reader.read(6, "the JPEG frame header"))
         if height == 0:
-            raise _Unreadable("the JPEG height is left to a DNL marker, which is not supported")
+            raise _CorruptHeader("the JPEG height is left to a DNL marker, which is not supported")
         if width == 0 or components == 0:
-            raise _Unreadable(f"the JPEG frame header is corrupt ({width}x{height}, {components} components)")
+            raise _CorruptHeader(f"the JPEG frame header is corrupt ({width}x{height}, {components} components)")
         return ImageInfo(format="jpeg", width=width, height=height, mime_type="image/jpeg")
 
 

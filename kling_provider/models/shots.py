@@ -9,7 +9,8 @@ from pydantic import BaseModel, ConfigDict, PlainValidator
 from pydantic_core import InitErrorDetails
 
 from kling_provider.models.common import MAX_DURATION, choice, sequence_items, strict_int, text, validate_nested
-from kling_provider.models.errors import detail, fail, raise_all, show
+from kling_provider.models.errors import detail, fail, raise_all
+from kling_provider.models.untrusted import show
 
 MAX_SHOTS = 6
 MAX_SHOT_PROMPT_CHARS = 512

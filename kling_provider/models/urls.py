@@ -17,7 +17,8 @@ import re
 from typing import Any
 from urllib.parse import SplitResult, urlsplit
 
-from kling_provider.models.errors import fail, show
+from kling_provider.models.errors import fail
+from kling_provider.models.untrusted import show
 
 MAX_CALLBACK_URL_CHARS = 2048
 #: Not a documented vendor limit: a sanity bound so a runaway value fails here, not upstream.

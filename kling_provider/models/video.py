@@ -31,7 +31,7 @@ from kling_provider.models.common import (
     plain_str,
     sequence_items,
 )
-from kling_provider.models.errors import detail, fail, raise_all, show
+from kling_provider.models.errors import detail, fail, raise_all
 from kling_provider.models.families import (
     O3_MAX_ELEMENTS_WITH_FIRST_FRAME,
     VIDEO_MODEL_RULES,
@@ -39,6 +39,7 @@ from kling_provider.models.families import (
     VideoModelRules,
 )
 from kling_provider.models.shots import MAX_SHOT_PROMPT_CHARS, MAX_SHOTS, Shot, Shots, ShotTypeField
+from kling_provider.models.untrusted import show
 
 #: The most elements any model takes: a longer list is refused before its ids are checked.
 MAX_ANY_ELEMENTS = max(rules.max_elements for rules in VIDEO_MODEL_RULES.values())

@@ -45,6 +45,7 @@ from kling_provider.exceptions import (
     KlingValidationError,
     is_retryable_task_code,
 )
+from kling_provider.models.untrusted import show
 from kling_provider.operators.lineage_facts import LineageFacts, LineageSubject
 from kling_provider.operators.mapping import UNKNOWN, CheckedPartial, MappedValue
 
@@ -84,14 +85,6 @@ class _LazyRequestModel:
 def lazy_request_model(name: str) -> Any:
     """``request_class = lazy_request_model("TextToVideoRequest")`` in an operator class."""
     return _LazyRequestModel(name)
-
-
-def show(value: Any) -> str:
-    """How a rejected value is quoted in a message (the models' helper, imported when needed:
-    importing this module must not load pydantic and every request model)."""
-    from kling_provider.models.errors import show as _show
-
-    return _show(value)
 
 
 #: The arguments every Kling operator takes from :class:`BaseKlingOperator` (``model`` is in each
@@ -287,10 +280,10 @@ class BaseKlingOperator(BaseOperator):
             request = self._request_unless_mapped_to_blame(kwargs, unknown - referred, err)
         if self.max_credits is None:
             return
-        from kling_provider.pricing import estimate
+        from kling_provider import pricing
 
         if request is not None and not unknown & _PRICE_INPUTS:
-            self._check_budget(estimate(request))
+            self._check_budget(pricing.estimate(request))
         else:
             self._check_budget(self._least_estimate(unknown), at_least=bool(unknown & _PRICE_INPUTS))
 
@@ -357,12 +350,12 @@ class BaseKlingOperator(BaseOperator):
         )
 
     def execute(self, context: Context) -> Any:
+        from kling_provider import pricing
         from kling_provider.operators.state import PendingSubmit, RemoteTask, state_store_for
-        from kling_provider.pricing import estimate as estimate_cost
 
         kwargs = self.request_arguments()
         request = self._request(kwargs, images_as_placeholders=True)  # every rule, nothing sent yet
-        estimate = estimate_cost(request)
+        estimate = pricing.estimate(request)
         self._check_budget(estimate)
         self.log.info("Kling %s: estimated %s", request.model, estimate.describe())
 
@@ -600,9 +593,9 @@ class BaseKlingOperator(BaseOperator):
                 raise AirflowFailException(err.message + " Change the request before trying again.")
             raise err
         if estimate is None:
-            from kling_provider.pricing import estimate as estimate_cost
+            from kling_provider import pricing
 
-            estimate = estimate_cost(self._request(self.request_arguments(), images_as_placeholders=True))
+            estimate = pricing.estimate(self._request(self.request_arguments(), images_as_placeholders=True))
         if self._submitted_at is None:  # resumed from the trigger: the try that submitted knew these
             record = state_store_for(context).load()
             if isinstance(record, RemoteTask) and record.task_id == task.id:

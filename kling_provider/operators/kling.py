@@ -658,7 +658,7 @@ def _check_output_settings(output_uri: Any, output_conn_id: Any, asset_alias: An
     import os
 
     from kling_provider.exceptions import KlingValidationError
-    from kling_provider.models.errors import show
+    from kling_provider.models.untrusted import show
     from kling_provider.operators.base import _is_template
 
     if output_uri is not None and not isinstance(output_uri, str | os.PathLike) and not _is_template(output_uri):
@@ -688,7 +688,7 @@ def _check_review_settings(output_uri: Any, on_mismatch: Any, poster: Any, poste
     """on_mismatch, poster and poster_at, at parse time (a poster also needs PyAV and Pillow)."""
 
     from kling_provider.exceptions import KlingValidationError
-    from kling_provider.models.errors import show
+    from kling_provider.models.untrusted import show
 
     # The type first: a hostile object's __eq__ must not run before it is refused.
     if not isinstance(on_mismatch, str) or str.__getitem__(on_mismatch, slice(None)) not in ("warn", "fail"):

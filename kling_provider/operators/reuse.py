@@ -95,7 +95,7 @@ class Sidecar:
 def check_if_exists(value: Any) -> str:
     """``if_exists`` as a plain string, or a KlingValidationError naming the choices."""
     from kling_provider.exceptions import KlingValidationError
-    from kling_provider.models.errors import show
+    from kling_provider.models.untrusted import show
 
     if not isinstance(value, str) or str.__getitem__(value, slice(None)) not in IF_EXISTS_CHOICES:
         choices = ", ".join(repr(c) for c in IF_EXISTS_CHOICES)
