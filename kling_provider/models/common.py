@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, PlainValidator, ValidationError
 from pydantic_core import InitErrorDetails
 
 from kling_provider.models.errors import build_request, detail, fail, nested, raise_all, to_kling_error
-from kling_provider.models.untrusted import show
+from kling_provider.models.untrusted import exact_str, show
 from kling_provider.models.urls import check_callback_url, check_media_url
 
 MIN_DURATION = 3
@@ -36,7 +36,7 @@ def plain_str(value: Any, what: str = "a string") -> str:
     """``value`` as an exact ``str`` (not a subclass with surprising methods), or a rule error."""
     if not isinstance(value, str):
         fail(f"must be {what} (got {show(value)})")
-    text = str.__getitem__(value, slice(None))
+    text = exact_str(value)
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
@@ -73,7 +73,7 @@ def strict_bool(value: Any) -> bool:
 def choice(value: Any, options: tuple[str, ...]) -> str:
     """One of ``options``, compared exactly (``"4K"`` is not ``"4k"``)."""
     if isinstance(value, str):
-        exact = str.__getitem__(value, slice(None))  # a str subclass could override __eq__
+        exact = exact_str(value)
         if exact in options:
             return exact
     listed = ", ".join(repr(o) for o in options)

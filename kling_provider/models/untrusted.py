@@ -8,11 +8,27 @@ Nothing here imports more than the standard library: operators use it when a DAG
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar, overload
 
-__all__ = ["show"]
+__all__ = ["exact_str", "show"]
 
 _SHOW_LIMIT = 60
+T = TypeVar("T")
+
+
+@overload
+def exact_str(value: str) -> str: ...
+@overload
+def exact_str(value: T) -> T: ...
+def exact_str(value: Any) -> Any:
+    """A ``str`` (or subclass) as an exact ``str``; anything else unchanged.
+
+    Why: a ``str`` subclass's own methods (``__eq__``, ``__hash__``, ``strip``, ``__str__``,
+    ``__fspath__``...) must never run in our checks or reach storage code, or a value could pass a
+    check as one string and be used as another. ``str.__getitem__(value, slice(None))`` copies the
+    characters without calling anything the subclass defines; compare, hash and strip the copy.
+    """
+    return str.__getitem__(value, slice(None)) if isinstance(value, str) else value
 
 
 def show(value: Any, limit: int = _SHOW_LIMIT) -> str:

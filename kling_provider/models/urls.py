@@ -18,7 +18,7 @@ from typing import Any
 from urllib.parse import SplitResult, urlsplit
 
 from kling_provider.models.errors import fail
-from kling_provider.models.untrusted import show
+from kling_provider.models.untrusted import exact_str, show
 
 MAX_CALLBACK_URL_CHARS = 2048
 #: Not a documented vendor limit: a sanity bound so a runaway value fails here, not upstream.
@@ -35,7 +35,7 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 def _url_string(value: Any, max_chars: int, what: str) -> str:
     if not isinstance(value, str):
         fail(f"must be {what} string (got {show(value)})")
-    url = str.__getitem__(value, slice(None))
+    url = exact_str(value)
     if len(url) > max_chars:
         fail(f"must be at most {max_chars} characters (got {len(url)})")
     if any(ch.isspace() or ord(ch) < 0x20 or ord(ch) == 0x7F for ch in url):

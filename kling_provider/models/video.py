@@ -39,7 +39,7 @@ from kling_provider.models.families import (
     VideoModelRules,
 )
 from kling_provider.models.shots import MAX_SHOT_PROMPT_CHARS, MAX_SHOTS, Shot, Shots, ShotTypeField
-from kling_provider.models.untrusted import show
+from kling_provider.models.untrusted import exact_str, show
 
 #: The most elements any model takes: a longer list is refused before its ids are checked.
 MAX_ANY_ELEMENTS = max(rules.max_elements for rules in VIDEO_MODEL_RULES.values())
@@ -121,7 +121,7 @@ def family_model_validator(family: Family) -> PlainValidator:
     other_names = tuple(rules.name for rules in VIDEO_MODEL_RULES.values() if rules.family == other)
 
     def check(value: Any) -> str:
-        if isinstance(value, str) and str.__getitem__(value, slice(None)) in other_names:
+        if isinstance(value, str) and exact_str(value) in other_names:
             listed = ", ".join(repr(n) for n in names)
             fail(
                 f"must be one of {listed}, the {family} models (got {show(value)}: {_article(other)} {other} model, "
@@ -389,7 +389,7 @@ class VideoRequest(KlingRequest):
 
 def _is_str(value: Any, *options: str) -> bool:
     """``value`` is exactly one of ``options`` (never calling a foreign ``__eq__``)."""
-    return isinstance(value, str) and str.__getitem__(value, slice(None)) in options
+    return isinstance(value, str) and exact_str(value) in options
 
 
 def _shots_from_body(items: Any) -> Any:
@@ -402,7 +402,7 @@ def _shots_from_body(items: Any) -> Any:
             item = dict(item)
             duration = item.get("duration")
             if isinstance(duration, str):
-                digits = str.__getitem__(duration, slice(None))
+                digits = exact_str(duration)
                 if digits.isascii() and digits.isdigit() and len(digits) < 4:
                     item["duration"] = int(digits)
         shots.append(item)

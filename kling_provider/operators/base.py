@@ -45,7 +45,7 @@ from kling_provider.exceptions import (
     KlingValidationError,
     is_retryable_task_code,
 )
-from kling_provider.models.untrusted import show
+from kling_provider.models.untrusted import exact_str, show
 from kling_provider.operators.lineage_facts import LineageFacts, LineageSubject
 from kling_provider.operators.mapping import UNKNOWN, CheckedPartial, MappedValue
 
@@ -555,9 +555,9 @@ class BaseKlingOperator(BaseOperator):
         for name in self.image_fields:
             value = kwargs.get(name)
             if isinstance(value, list | tuple):
-                local += [(f"{name}[{i}]", i, _plain(v)) for i, v in enumerate(value) if not _is_url(v)]
+                local += [(f"{name}[{i}]", i, exact_str(v)) for i, v in enumerate(value) if not _is_url(v)]
             elif value is not None and not _is_url(value):
-                local.append((name, None, _plain(value)))
+                local.append((name, None, exact_str(value)))
         for field, _, value in local:
             hook.check_image(value, field=field, conn_id=self.image_conn_id)
         out = {k: list(v) if isinstance(v, list | tuple) else v for k, v in kwargs.items()}
@@ -670,9 +670,10 @@ def _conn_id(name: str, value: Any, *, required: bool = False) -> Any:
     """A connection id: a non-blank string (or None when not required)."""
     if value is None and not required:
         return None
-    if not isinstance(value, str) or not value.strip():
+    text = exact_str(value)
+    if not isinstance(text, str) or not text.strip():
         raise KlingValidationError(f"{name}: must be a connection id (got {show(value)})", param=name)
-    return str.__getitem__(value, slice(None))
+    return text
 
 
 def _timeout_seconds(value: Any) -> float:
@@ -775,12 +776,6 @@ def _placeholder_images(name: str, value: Any) -> dict[str, Any]:
     if isinstance(value, list | tuple):
         return {name: [_image_stand_in(f"{name}[{i}]", v) for i, v in enumerate(value)]}
     return {name: _image_stand_in(name, value)}
-
-
-def _plain(value: Any) -> Any:
-    """A ``str`` subclass as an exact ``str`` (as the request models take text): its own methods
-    (``__str__``, ``__fspath__``...) are not what storage code expects to call."""
-    return str.__getitem__(value, slice(None)) if isinstance(value, str) else value
 
 
 def _image_stand_in(name: str, value: Any) -> Any:

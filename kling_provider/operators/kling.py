@@ -25,12 +25,12 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from airflow.sdk import BaseOperatorLink
 
 from kling_provider._compat import AirflowFailException
+from kling_provider.models.untrusted import exact_str, show
 from kling_provider.operators.base import (
     _PLACEHOLDER_URL,
     BASE_PARAMS,
     LINK_LIFETIME,
     BaseKlingOperator,
-    _plain,
     lazy_request_model,
     with_base_params,
 )
@@ -174,8 +174,8 @@ class _VideoOperator(BaseKlingOperator):
         self.watermark = watermark
         self.elements = elements
         # An exact str: storage and re-run code call its methods (a str subclass's own may differ).
-        self.output_uri = _plain(output_uri)
-        self.output_conn_id = _plain(output_conn_id)
+        self.output_uri = exact_str(output_uri)
+        self.output_conn_id = exact_str(output_conn_id)
         self.asset_alias = asset_alias if output_uri is not None else None
         self.on_mismatch = on_mismatch
         self.poster = poster
@@ -374,13 +374,13 @@ class _VideoOperator(BaseKlingOperator):
 
     def _request_fingerprint(self, hook: KlingHook, kwargs: dict[str, Any], request: KlingRequest) -> str:
         """The request as asked for, images by content (see :func:`.reuse.request_fingerprint`)."""
-        from kling_provider.operators.base import _is_url, _plain
+        from kling_provider.operators.base import _is_url
         from kling_provider.operators.reuse import request_fingerprint
 
         def identity(field: str, value: Any) -> str:
             if _is_url(value):
-                return str(_plain(value))
-            return hook.image_digest(_plain(value), field=field, conn_id=self.image_conn_id)
+                return exact_str(value)
+            return hook.image_digest(exact_str(value), field=field, conn_id=self.image_conn_id)
 
         images: dict[str, Any] = {}
         for name in self.image_fields:
@@ -658,7 +658,6 @@ def _check_output_settings(output_uri: Any, output_conn_id: Any, asset_alias: An
     import os
 
     from kling_provider.exceptions import KlingValidationError
-    from kling_provider.models.untrusted import show
     from kling_provider.operators.base import _is_template
 
     if output_uri is not None and not isinstance(output_uri, str | os.PathLike) and not _is_template(output_uri):
@@ -674,7 +673,7 @@ def _check_output_settings(output_uri: Any, output_conn_id: Any, asset_alias: An
         return None
     if not isinstance(asset_alias, str):
         raise KlingValidationError(f"asset_alias: must be a string (got {show(asset_alias)})", param="asset_alias")
-    alias = str.__getitem__(asset_alias, slice(None))
+    alias = exact_str(asset_alias)
     from airflow.sdk import AssetAlias
 
     try:
@@ -688,10 +687,9 @@ def _check_review_settings(output_uri: Any, on_mismatch: Any, poster: Any, poste
     """on_mismatch, poster and poster_at, at parse time (a poster also needs PyAV and Pillow)."""
 
     from kling_provider.exceptions import KlingValidationError
-    from kling_provider.models.untrusted import show
 
     # The type first: a hostile object's __eq__ must not run before it is refused.
-    if not isinstance(on_mismatch, str) or str.__getitem__(on_mismatch, slice(None)) not in ("warn", "fail"):
+    if not isinstance(on_mismatch, str) or exact_str(on_mismatch) not in ("warn", "fail"):
         raise KlingValidationError(
             f"on_mismatch: must be 'warn' or 'fail' (got {show(on_mismatch)})", param="on_mismatch"
         )

@@ -26,6 +26,8 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
+from kling_provider.models.untrusted import exact_str, show
+
 #: What ``if_exists`` accepts: ``"skip"`` returns the saved result when the request is the same
 #: (and generates anew when it is not), ``"overwrite"`` always generates, ``"fail"`` refuses to
 #: run when a video is already at ``output_uri``.
@@ -95,12 +97,11 @@ class Sidecar:
 def check_if_exists(value: Any) -> str:
     """``if_exists`` as a plain string, or a KlingValidationError naming the choices."""
     from kling_provider.exceptions import KlingValidationError
-    from kling_provider.models.untrusted import show
 
-    if not isinstance(value, str) or str.__getitem__(value, slice(None)) not in IF_EXISTS_CHOICES:
+    if not isinstance(value, str) or exact_str(value) not in IF_EXISTS_CHOICES:
         choices = ", ".join(repr(c) for c in IF_EXISTS_CHOICES)
         raise KlingValidationError(f"if_exists: must be one of {choices} (got {show(value)})", param="if_exists")
-    return str.__getitem__(value, slice(None))
+    return exact_str(value)
 
 
 def request_fingerprint(body: Mapping[str, Any], images: Mapping[str, Any]) -> str:
