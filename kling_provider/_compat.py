@@ -11,6 +11,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from airflow.exceptions import AirflowNotFoundException as _CoreNotFound
+from airflow.sdk import BaseOperator
+
 __all__ = [
     "NOT_FOUND_ERRORS",
     "AirflowFailException",
@@ -39,24 +42,15 @@ except ImportError:  # Airflow 3.0
     from airflow.exceptions import AirflowFailException  # type: ignore[no-redef]
 
 
-def _not_found_errors() -> tuple[type[BaseException], ...]:
-    found: list[type[BaseException]] = []
-    try:
-        from airflow.sdk.exceptions import AirflowNotFoundException as sdk_not_found
+# What Airflow raises for a connection id it does not know: the Task SDK's own class since 3.1,
+# and airflow.exceptions' (the only one on 3.0; the same class again on 3.3).
+try:
+    from airflow.sdk.exceptions import AirflowNotFoundException as _SdkNotFound
+except ImportError:  # Airflow 3.0
+    _SdkNotFound = _CoreNotFound  # type: ignore[misc]
 
-        found.append(sdk_not_found)
-    except ImportError:  # Airflow 3.0: the Task SDK raises airflow.exceptions' only
-        pass
-    from airflow.exceptions import AirflowNotFoundException
-
-    if AirflowNotFoundException not in found:
-        found.append(AirflowNotFoundException)
-    return tuple(found)
-
-
-#: What Airflow raises for a connection id it does not know: the Task SDK's own class since 3.1,
-#: airflow.exceptions' (which 3.0 raises, and 3.1+ still may from the core) as well.
-NOT_FOUND_ERRORS: tuple[type[BaseException], ...] = _not_found_errors()
+#: ``except NOT_FOUND_ERRORS:`` catches an unknown connection id on every supported Airflow.
+NOT_FOUND_ERRORS: tuple[type[BaseException], ...] = tuple(dict.fromkeys((_SdkNotFound, _CoreNotFound)))
 
 
 def hitl_branch_operator() -> tuple[type, str | None]:
@@ -68,8 +62,6 @@ def hitl_branch_operator() -> tuple[type, str | None]:
     try:
         from airflow.providers.standard.operators.hitl import HITLBranchOperator
     except Exception as err:  # Airflow 3.0 raises AirflowOptionalProviderFeatureException
-        from airflow.sdk import BaseOperator
-
         return BaseOperator, f"{type(err).__name__}: {err}"
     base: Any = HITLBranchOperator
     return base, None

@@ -13,8 +13,10 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, TypeVar
 
+from pydantic_core import PydanticCustomError
+
 from kling_provider.exceptions import KlingValidationError
-from kling_provider.models.common import KlingRequest
+from kling_provider.models.common import MAX_DURATION, MIN_DURATION, KlingRequest, choice, strict_bool, strict_int
 from kling_provider.models.families import VIDEO_MODEL_RULES
 from kling_provider.models.video import VideoRequest
 
@@ -147,8 +149,7 @@ def estimate_video(
     checked like the operators check them: a ``KlingValidationError`` names the argument.
     Models with no published price (turbo, o3, 4k) come back with ``known=False``.
     """
-    from kling_provider.models import REQUEST_MODELS
-    from kling_provider.models.common import MAX_DURATION, MIN_DURATION, choice, strict_bool, strict_int
+    from kling_provider.models import REQUEST_MODELS  # every request model: only when a price is guessed
 
     models = tuple(REQUEST_MODELS)
     model = _checked("model", lambda value: choice(value, models), model)
@@ -166,8 +167,6 @@ _T = TypeVar("_T")
 
 def _checked(name: str, check: Callable[[Any], _T], value: Any) -> _T:
     """``check(value)``, its rule error raised as a ``KlingValidationError`` naming ``name``."""
-    from pydantic_core import PydanticCustomError
-
     try:
         return check(value)
     except PydanticCustomError as err:

@@ -6,6 +6,7 @@ and so a wrong host or a missing key fails before any request is made.
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import json
 from dataclasses import dataclass, field
@@ -95,8 +96,6 @@ class KlingConnectionSettings:
     @property
     def limiter_key(self) -> tuple[str, str]:
         """Rate limits are per account: one limiter per (API host, key) in a process."""
-        import hashlib
-
         return (self.api_base_url, hashlib.sha256(self.api_key.encode()).hexdigest()[:16])
 
 

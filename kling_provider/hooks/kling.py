@@ -9,6 +9,7 @@ only perform the sends, sleeps and fetches a plan asks for.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import io
 import os
 import sys
@@ -22,6 +23,7 @@ from airflow.sdk.log import mask_secret
 from pydantic import ValidationError
 
 from kling_provider._compat import NOT_FOUND_ERRORS, BaseHook
+from kling_provider._provider_info import PROVIDER_INFO
 from kling_provider.exceptions import (
     KlingError,
     KlingNotFoundError,
@@ -47,6 +49,7 @@ from kling_provider.hooks.polling import PollPolicy
 from kling_provider.hooks.ratelimit import RateLimiter, limiter_for
 from kling_provider.hooks.retry import CallKind, RetryPolicy
 from kling_provider.hooks.storage import VerifiedWriter, destination_uri, resolve_destination
+from kling_provider.models.images import validate_image
 from kling_provider.models.responses import FileUploadResponse, Task
 
 if sys.version_info >= (3, 11):
@@ -104,8 +107,6 @@ class KlingHook(BaseHook):
         from wtforms import StringField
         from wtforms.validators import Optional
 
-        from kling_provider._provider_info import PROVIDER_INFO
-
         fields = PROVIDER_INFO["connection-types"][0]["conn-fields"]
         return {
             name: StringField(
@@ -120,8 +121,6 @@ class KlingHook(BaseHook):
     @classmethod
     def get_ui_field_behaviour(cls) -> dict[str, Any]:
         """Hidden and relabelled standard fields, as in the provider info's ``ui-field-behaviour``."""
-        from kling_provider._provider_info import PROVIDER_INFO
-
         behaviour = PROVIDER_INFO["connection-types"][0]["ui-field-behaviour"]
         return {
             "hidden_fields": list(behaviour["hidden-fields"]),
@@ -299,8 +298,6 @@ class KlingHook(BaseHook):
         1:2.5..2.5:1) runs before anything is sent, and uploads are free, so a retried upload
         costs nothing.
         """
-        from kling_provider.models.images import validate_image
-
         data, name, size = _read_image(source, conn_id, field)
         info = validate_image(io.BytesIO(data), size, field)
         files = {"file": (f"{name}.{'png' if info.format == 'png' else 'jpg'}", data, info.mime_type)}
@@ -332,8 +329,6 @@ class KlingHook(BaseHook):
     ) -> None:
         """The checks :meth:`upload_image` makes, without uploading: so that a caller with several
         images can refuse a bad one before it has sent any (``KlingValidationError``, ``param=field``)."""
-        from kling_provider.models.images import validate_image
-
         data, _, size = _read_image(source, conn_id, field)
         validate_image(io.BytesIO(data), size, field)
 
@@ -346,8 +341,6 @@ class KlingHook(BaseHook):
     ) -> str:
         """``sha256:<hex>:<size>`` of an image's content: what a re-run compares, since the URL an
         upload returns is new every time. Reads what :meth:`upload_image` would read."""
-        import hashlib
-
         data, _, size = _read_image(source, conn_id, field)
         return f"sha256:{hashlib.sha256(data).hexdigest()}:{size}"
 

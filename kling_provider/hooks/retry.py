@@ -28,7 +28,7 @@ from enum import Enum
 
 import httpx
 
-from kling_provider.exceptions import KlingError
+from kling_provider.exceptions import KlingError, KlingServerError
 from kling_provider.hooks.errors import error_from_response, parse_api_error, refusal_status, retry_after_seconds
 
 #: Transport errors raised before a single byte of the request left this machine.
@@ -92,8 +92,6 @@ Decision = Accept | Retry | Fail | Unknown
 
 def decide_on_error(kind: CallKind, error: httpx.TransportError, attempt: int, policy: RetryPolicy) -> Retry | Unknown:
     """A request that got no HTTP answer."""
-    from kling_provider.exceptions import KlingServerError
-
     reason = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
     if kind is CallKind.SUBMIT and not isinstance(error, NOT_SENT_ERRORS):
         return Unknown(f"no answer after the request was sent ({reason})")

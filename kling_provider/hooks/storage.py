@@ -25,13 +25,13 @@ import time
 import uuid
 from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
+from urllib.parse import unquote
+
+from airflow.sdk import ObjectStoragePath
 
 from kling_provider.exceptions import KlingServerError
 from kling_provider.video.mp4 import Mp4StreamCheck
-
-if TYPE_CHECKING:
-    from airflow.sdk import ObjectStoragePath
 
 _CHUNK = 1024 * 1024
 #: Part size for object stores, chosen for memory (figures: bench/README.md, "Figures behind the code").
@@ -87,14 +87,11 @@ def resolve_destination(destination: str | os.PathLike[str] | ObjectStoragePath,
         return Path(destination)
     text = str(destination)
     if text.startswith("file://"):  # percent-decoded: destination_uri() encodes (Path.as_uri)
-        from urllib.parse import unquote
-
         return Path(unquote(text[len("file://") :]))
     if "://" not in text:
         return Path(text)
     if hasattr(destination, "protocol"):
         return destination
-    from airflow.sdk import ObjectStoragePath
 
     return ObjectStoragePath(text, conn_id=conn_id)
 

@@ -58,6 +58,9 @@ if TYPE_CHECKING:
     from kling_provider.operators.state import PendingSubmit, RemoteTask, TaskStateStore
     from kling_provider.pricing import CostEstimate
 
+# Methods import the hook, trigger, pricing, request/response models and task state where they
+# use them: a DAG file builds operators without loading any of those (bench #4, bench/README.md).
+
 #: Result links live 24 hours after completion (EvoLink docs).
 LINK_LIFETIME = timedelta(hours=24)
 VIDEO_URL_XCOM_KEY = "kling_video_url"
@@ -691,21 +694,17 @@ def _timeout_seconds(value: Any) -> float:
 @functools.cache
 def _retry_policy_fields() -> dict[str, str]:
     """RetryPolicy's settings, and what each must be."""
-    from dataclasses import fields
-
     from kling_provider.hooks.retry import RetryPolicy
 
-    return {f.name: _WHOLE if f.name == "max_attempts" else _NON_NEGATIVE for f in fields(RetryPolicy)}
+    return {f.name: _WHOLE if f.name == "max_attempts" else _NON_NEGATIVE for f in dataclasses.fields(RetryPolicy)}
 
 
 @functools.cache
 def _poll_policy_fields() -> dict[str, str]:
     """PollPolicy's settings, and what each must be (a zero min_interval would poll in a busy loop)."""
-    from dataclasses import fields
-
     from kling_provider.hooks.polling import PollPolicy
 
-    return {f.name: _POSITIVE if f.name == "min_interval" else _NON_NEGATIVE for f in fields(PollPolicy)}
+    return {f.name: _POSITIVE if f.name == "min_interval" else _NON_NEGATIVE for f in dataclasses.fields(PollPolicy)}
 
 
 def _policy_settings(name: str, value: Any, known: Mapping[str, str]) -> dict[str, float]:
@@ -805,6 +804,4 @@ def _spend(credits: float | None, estimate: CostEstimate | None) -> str:
 
 
 def _estimate_dict(estimate: CostEstimate) -> dict[str, Any]:
-    from dataclasses import asdict
-
-    return asdict(estimate)
+    return dataclasses.asdict(estimate)

@@ -20,12 +20,12 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator
 
 from kling_provider._compat import AirflowFailException
+from kling_provider.batch_budget import PRICE_FIELDS, BatchEstimate, check_batch_budget, check_limits, estimate_batch
 from kling_provider.exceptions import KlingValidationError
+from kling_provider.operators.base import _is_template
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
-
-    from kling_provider.batch_budget import BatchEstimate
 
 
 class KlingBatchBudgetOperator(BaseOperator):
@@ -64,8 +64,6 @@ class KlingBatchBudgetOperator(BaseOperator):
         self.max_usd = max_usd
         self.defaults = dict(defaults or {})
         self.label_field = label_field
-        from kling_provider.batch_budget import check_limits, estimate_batch
-        from kling_provider.operators.base import _is_template
 
         # A templated limit is known at run time only: stand in a valid one to check the rest now.
         templated = _is_template(max_credits) or _is_template(max_usd)
@@ -75,8 +73,6 @@ class KlingBatchBudgetOperator(BaseOperator):
             self._check(rows)  # parse time: the DAG file fails to import, naming the rule
 
     def _check(self, rows: Any) -> BatchEstimate | None:
-        from kling_provider.batch_budget import check_batch_budget
-
         if isinstance(rows, list | tuple) and not rows:
             return None
         return check_batch_budget(
@@ -127,9 +123,6 @@ def _rendered_limit(name: str, value: Any) -> Any:
 
 def _is_literal(rows: Any) -> bool:
     """A list whose price arguments are all known now (no XComArg, no Jinja in them)."""
-    from kling_provider.batch_budget import PRICE_FIELDS
-    from kling_provider.operators.base import _is_template
-
     if not isinstance(rows, list | tuple):
         return False
     for row in rows:

@@ -16,25 +16,36 @@ documents every argument, the shared ones too (:data:`VIDEO_PARAMS`, :data:`.BAS
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from airflow.sdk import BaseOperatorLink
+from airflow.sdk import Asset, AssetAlias, BaseOperatorLink
 
 from kling_provider._compat import AirflowFailException
+from kling_provider.exceptions import KlingLinkExpiredError, KlingServerError, KlingValidationError
 from kling_provider.models.untrusted import exact_str, show
+from kling_provider.operators import reuse
 from kling_provider.operators.base import (
     _PLACEHOLDER_URL,
     BASE_PARAMS,
     LINK_LIFETIME,
     BaseKlingOperator,
+    _finite,
+    _is_template,
+    _is_url,
     lazy_request_model,
     with_base_params,
 )
-from kling_provider.operators.lineage_facts import LineageSubject, flatten
+from kling_provider.operators.lineage_facts import LineageFacts, LineageSubject, flatten
+from kling_provider.operators.links import browser_url, decided_link
+from kling_provider.operators.mapping import UNKNOWN
+
+# Storage, the video checks and the poster are imported by the methods that save a video: a DAG
+# file builds operators without loading them (bench #4).
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -109,8 +120,6 @@ class KlingVideoLink(BaseOperatorLink):
     name = "Kling video"
 
     def get_link(self, operator: Any, *, ti_key: Any) -> str:
-        from kling_provider.operators.links import decided_link
-
         return decided_link(operator)
 
 
@@ -151,14 +160,10 @@ class _VideoOperator(BaseKlingOperator):
         if_exists: str = "skip",
         **kwargs: Any,
     ) -> None:
-        from kling_provider.operators.reuse import check_if_exists
-
-        self.if_exists = check_if_exists(if_exists)
+        self.if_exists = reuse.check_if_exists(if_exists)
         asset_alias = _check_output_settings(output_uri, output_conn_id, asset_alias)
         _check_review_settings(output_uri, on_mismatch, poster, poster_at)
         if output_uri is not None and asset_alias:
-            from airflow.sdk import AssetAlias
-
             outlets = list(kwargs.pop("outlets", None) or [])
             outlets.append(AssetAlias(name=asset_alias))
             kwargs["outlets"] = outlets
@@ -210,8 +215,6 @@ class _VideoOperator(BaseKlingOperator):
     def save_output(self, context: Context, task: Task, observed_at: float) -> str | None:
         expires = _expires_at(task, observed_at)
         if not task.video_url:
-            from kling_provider.exceptions import KlingServerError
-
             raise KlingServerError(f"EvoLink task {task.id} completed without a result URL")
         if not self.output_uri:
             self.log.warning(
@@ -221,10 +224,9 @@ class _VideoOperator(BaseKlingOperator):
             )
             return None
         from kling_provider.hooks.storage import resolve_destination
-        from kling_provider.operators.reuse import forget
 
         # No sidecar may describe the old video while (or after) the new one replaces it.
-        forget(resolve_destination(str(self.output_uri), self.output_conn_id))
+        reuse.forget(resolve_destination(str(self.output_uri), self.output_conn_id))
         hook = self.get_hook()
         try:
             saved = self._download(hook, task, expires)
@@ -245,7 +247,6 @@ class _VideoOperator(BaseKlingOperator):
         """Compare the saved video's own metadata with the request (docs/review.md): a mismatch
         is logged, or fails the task without retries with ``on_mismatch="fail"`` (it was paid for:
         a retry would download the same video, or pay for a new one)."""
-        from kling_provider.exceptions import KlingServerError
         from kling_provider.video import NotAnMp4Error, check_video, read_video_info_at
         from kling_provider.video.checks import video_report
 
@@ -290,8 +291,6 @@ class _VideoOperator(BaseKlingOperator):
         Whether a completed task's link is renewed on query is undocumented (open question), so
         this only tries: an unchanged link fails the task for good, since retries cannot help.
         """
-        from kling_provider.exceptions import KlingLinkExpiredError
-
         assert task.video_url is not None
         try:
             return hook.download(task.video_url, str(self.output_uri), conn_id=self.output_conn_id, expires_at=expires)
@@ -305,7 +304,6 @@ class _VideoOperator(BaseKlingOperator):
     def _emit_asset_event(self, context: Context, uri: str, task: Task) -> None:
         if not self.asset_alias:
             return
-        from airflow.sdk import Asset, AssetAlias
 
         context["outlet_events"][AssetAlias(name=self.asset_alias)].add(
             Asset(uri=uri), extra={"kling_task_id": task.id, "model": task.model}
@@ -319,10 +317,8 @@ class _VideoOperator(BaseKlingOperator):
         if not self.output_uri:
             return None
         from kling_provider.hooks.storage import destination_uri, file_size, resolve_destination
-        from kling_provider.operators import reuse
 
         self._fingerprint = self._request_fingerprint(hook, kwargs, request)
-        from kling_provider.exceptions import KlingValidationError
 
         try:
             target = resolve_destination(str(self.output_uri), self.output_conn_id)
@@ -363,8 +359,6 @@ class _VideoOperator(BaseKlingOperator):
         return None
 
     def _reuse(self, sidecar: Any) -> dict[str, Any]:
-        from kling_provider.operators.lineage_facts import LineageFacts
-
         result = {**sidecar.result, "reused": True}
         self._lineage = LineageFacts(
             sidecar.task_id, model=sidecar.model, status="completed", credits_reserved=sidecar.credits
@@ -374,8 +368,6 @@ class _VideoOperator(BaseKlingOperator):
 
     def _request_fingerprint(self, hook: KlingHook, kwargs: dict[str, Any], request: KlingRequest) -> str:
         """The request as asked for, images by content (see :func:`.reuse.request_fingerprint`)."""
-        from kling_provider.operators.base import _is_url
-        from kling_provider.operators.reuse import request_fingerprint
 
         def identity(field: str, value: Any) -> str:
             if _is_url(value):
@@ -389,7 +381,7 @@ class _VideoOperator(BaseKlingOperator):
                 images[name] = [identity(f"{name}[{i}]", v) for i, v in enumerate(value)]
             elif value is not None:
                 images[name] = identity(name, value)
-        return request_fingerprint(request.to_body(), images)
+        return reuse.request_fingerprint(request.to_body(), images)
 
     def remember_output(self, context: Context, task: Task, result: dict[str, Any]) -> None:
         """Write the sidecar, after the video is complete (see :mod:`.reuse` on the order)."""
@@ -397,15 +389,12 @@ class _VideoOperator(BaseKlingOperator):
         if not saved_uri or not self.output_uri or self._fingerprint is None:
             return
         from kling_provider.hooks.storage import resolve_destination
-        from kling_provider.operators.reuse import record
 
-        record(resolve_destination(str(self.output_uri), self.output_conn_id), task.id, self._fingerprint, result)
+        reuse.record(resolve_destination(str(self.output_uri), self.output_conn_id), task.id, self._fingerprint, result)
 
     def link_for(self, result: Mapping[str, Any]) -> str:
         """The saved copy where a browser can open it (:mod:`.links`), else EvoLink's link until it
         expires; then nothing, said in the log (an extra link can only be a URL or empty)."""
-        from kling_provider.operators.links import browser_url
-
         saved = result.get("output_uri")
         if saved and self.output_uri:
             from kling_provider.hooks.storage import resolve_destination
@@ -627,8 +616,6 @@ class KlingCreateElementOperator(BaseKlingOperator):
     def build_result(self, task: Task, saved_uri: str | None, estimate: CostEstimate) -> dict[str, Any]:
         element_id = task.element_id
         if element_id is None:
-            from kling_provider.exceptions import KlingServerError
-
             raise KlingServerError(f"EvoLink task {task.id} completed but its result_data holds no element_id")
         return {
             "element_id": element_id,
@@ -655,11 +642,6 @@ def _check_output_settings(output_uri: Any, output_conn_id: Any, asset_alias: An
     """Where the video goes: a path or URI (or a template), a connection id, an asset alias name.
 
     Returns the alias as a plain ``str``."""
-    import os
-
-    from kling_provider.exceptions import KlingValidationError
-    from kling_provider.operators.base import _is_template
-
     if output_uri is not None and not isinstance(output_uri, str | os.PathLike) and not _is_template(output_uri):
         raise KlingValidationError(
             f"output_uri: must be a local path or a URI such as s3://bucket/key.mp4 (got {show(output_uri)})",
@@ -674,7 +656,6 @@ def _check_output_settings(output_uri: Any, output_conn_id: Any, asset_alias: An
     if not isinstance(asset_alias, str):
         raise KlingValidationError(f"asset_alias: must be a string (got {show(asset_alias)})", param="asset_alias")
     alias = exact_str(asset_alias)
-    from airflow.sdk import AssetAlias
 
     try:
         AssetAlias(name=alias)
@@ -686,8 +667,6 @@ def _check_output_settings(output_uri: Any, output_conn_id: Any, asset_alias: An
 def _check_review_settings(output_uri: Any, on_mismatch: Any, poster: Any, poster_at: Any) -> None:
     """on_mismatch, poster and poster_at, at parse time (a poster also needs PyAV and Pillow)."""
 
-    from kling_provider.exceptions import KlingValidationError
-
     # The type first: a hostile object's __eq__ must not run before it is refused.
     if not isinstance(on_mismatch, str) or exact_str(on_mismatch) not in ("warn", "fail"):
         raise KlingValidationError(
@@ -695,7 +674,6 @@ def _check_review_settings(output_uri: Any, on_mismatch: Any, poster: Any, poste
         )
     if not isinstance(poster, bool):
         raise KlingValidationError(f"poster: must be True or False (got {show(poster)})", param="poster")
-    from kling_provider.operators.base import _finite
 
     # _finite: a real number that is not a bool and fits a float (10**120 does not).
     if poster_at is not None and ((seconds := _finite(poster_at)) is None or seconds < 0):
@@ -706,8 +684,6 @@ def _check_review_settings(output_uri: Any, on_mismatch: Any, poster: Any, poste
     if poster_at is not None and not poster:
         raise KlingValidationError("poster_at: only used with poster=True", param="poster_at")
     if poster:
-        from kling_provider.operators.mapping import UNKNOWN
-
         # A mapped operator's parse-time check may not know output_uri yet (an expand_kwargs row sets it).
         if output_uri is None and "output_uri" not in (UNKNOWN.get() or ()):
             raise KlingValidationError(

@@ -23,19 +23,19 @@ import logging
 import os
 from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from airflow.providers.openlineage.extractors import OperatorLineage
 from airflow.sdk.api.client import get_hostname
 from attrs import define
 from openlineage.client.event_v2 import Dataset
 from openlineage.client.facet_v2 import RunFacet
 
 from kling_provider import __version__
+from kling_provider.hooks.connection import DEFAULT_API_HOST
+from kling_provider.hooks.storage import destination_uri
 from kling_provider.operators.lineage_facts import LineageFacts, LineageSubject, authority
-
-if TYPE_CHECKING:
-    from airflow.providers.openlineage.extractors import OperatorLineage
 
 log = logging.getLogger(__name__)
 
@@ -75,16 +75,12 @@ class KlingTaskRunFacet(RunFacet):
 
 def lineage_on_start(subject: LineageSubject) -> OperatorLineage:
     """Before submitting: the inputs, and the output the video will be saved to."""
-    from airflow.providers.openlineage.extractors import OperatorLineage
-
     output = dataset_for(subject.output_uri)
     return OperatorLineage(inputs=input_datasets(subject), outputs=[output] if output else [])
 
 
 def lineage_on_complete(subject: LineageSubject) -> OperatorLineage:
     """After success: inputs, what was written (the saved video, or the new element) and the task."""
-    from airflow.providers.openlineage.extractors import OperatorLineage
-
     facts = subject.facts
     outputs: list[Dataset] = []
     if facts is not None and facts.element_id:
@@ -99,8 +95,6 @@ def lineage_on_complete(subject: LineageSubject) -> OperatorLineage:
 
 def lineage_on_failure(subject: LineageSubject) -> OperatorLineage:
     """After a failure: the inputs, and the EvoLink task if one was created (nothing was written)."""
-    from airflow.providers.openlineage.extractors import OperatorLineage
-
     facet = run_facet(subject.facts)
     return OperatorLineage(inputs=input_datasets(subject), run_facets={FACET_NAME: facet} if facet else {})
 
@@ -141,8 +135,6 @@ def dataset_for(source: Any) -> Dataset | None:
     if source is None or isinstance(source, bytes | bytearray | memoryview):
         return None
     if not isinstance(source, str) and hasattr(source, "protocol"):  # ObjectStoragePath (not PathLike on 3.1+)
-        from kling_provider.hooks.storage import destination_uri
-
         source = destination_uri(source)
     if isinstance(source, os.PathLike):
         source = os.fspath(source)
@@ -179,8 +171,6 @@ def element_dataset(element_id: str, api_host: str) -> Dataset:
 
 def _api_host(subject: LineageSubject) -> str:
     """host[:port] of the connection's API (the EvoLink default when the connection cannot be read)."""
-    from kling_provider.hooks.connection import DEFAULT_API_HOST
-
     try:
         base = subject.api_base_url()
     except Exception:  # lineage must never fail a task, nor hide its other datasets

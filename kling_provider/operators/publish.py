@@ -17,10 +17,15 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from airflow.sdk import Asset, AssetAlias
+
 from kling_provider.exceptions import KlingValidationError
 
 if TYPE_CHECKING:
-    from airflow.sdk import Asset, AssetAlias, Context
+    from airflow.sdk import Context
+
+# kling_provider.hooks.storage is imported by the functions that write: a DAG file importing this
+# module to declare its tasks does not load it (bench #4).
 
 __all__ = ["PublishedVideo", "publish_chosen", "publish_video"]
 
@@ -83,8 +88,6 @@ def publish_chosen(
     from ``triggering_asset_events``. With an :class:`AssetAlias` the event is on an asset whose
     URI is the published video.
     """
-    from airflow.sdk import Asset, AssetAlias
-
     chosen = review.get("chosen") if review.get("decision") == "publish" else None
     if not isinstance(chosen, Mapping) or not chosen.get("output_uri"):
         raise KlingValidationError(

@@ -26,7 +26,11 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
+from kling_provider.exceptions import KlingValidationError
 from kling_provider.models.untrusted import exact_str, show
+
+# kling_provider.hooks.storage is imported by the functions that touch files: this module is loaded
+# when a video operator is built, in every DAG file (bench #4).
 
 #: What ``if_exists`` accepts: ``"skip"`` returns the saved result when the request is the same
 #: (and generates anew when it is not), ``"overwrite"`` always generates, ``"fail"`` refuses to
@@ -96,8 +100,6 @@ class Sidecar:
 
 def check_if_exists(value: Any) -> str:
     """``if_exists`` as a plain string, or a KlingValidationError naming the choices."""
-    from kling_provider.exceptions import KlingValidationError
-
     if not isinstance(value, str) or exact_str(value) not in IF_EXISTS_CHOICES:
         choices = ", ".join(repr(c) for c in IF_EXISTS_CHOICES)
         raise KlingValidationError(f"if_exists: must be one of {choices} (got {show(value)})", param="if_exists")

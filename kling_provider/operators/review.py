@@ -23,7 +23,11 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote, urlsplit
 
+from airflow import __version__ as airflow_version
+from airflow.sdk import Param
+
 from kling_provider._compat import conf, hitl_branch_operator
+from kling_provider.exceptions import KlingValidationError
 
 __all__ = [
     "MEDIA_XCOM_KEY",
@@ -102,15 +106,10 @@ class KlingReviewOperator(_ReviewBase):
         **kwargs: Any,
     ) -> None:
         if _HITL_MISSING is not None:
-            from airflow import __version__ as airflow_version
-
             raise RuntimeError(
                 f"KlingReviewOperator needs Airflow 3.1+ (its human-in-the-loop operators); this is Airflow "
                 f"{airflow_version} ({_HITL_MISSING})"
             )
-        from airflow.sdk import Param
-
-        from kling_provider.exceptions import KlingValidationError
 
         if isinstance(count, bool) or not isinstance(count, int) or count < 1:
             raise KlingValidationError(f"count: must be a whole number of at least 1 (got {count!r})", param="count")
@@ -161,7 +160,7 @@ class KlingReviewOperator(_ReviewBase):
         """The decision, as XCom: ``{"decision": "publish" | "reject", "option", "variant" (1-based
         or None), "chosen" (that variant's result or None), "note", "responded_by", "responded_at"}``;
         then branch to the publish or the reject task."""
-        from airflow.providers.standard.operators.hitl import HITLOperator
+        from airflow.providers.standard.operators.hitl import HITLOperator  # Airflow 3.1+, like the base
 
         answer = HITLOperator.execute_complete(self, context=context, event=event)
         option = answer["chosen_options"][0]
@@ -188,8 +187,6 @@ class KlingReviewOperator(_ReviewBase):
         return result
 
     def _resolved_variants(self) -> list[dict[str, Any]]:
-        from kling_provider.exceptions import KlingValidationError
-
         variants = [dict(v) for v in _as_list(self.variants) or [] if isinstance(v, Mapping)]
         if len(variants) != self.count:
             raise KlingValidationError(

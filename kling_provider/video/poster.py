@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 from kling_provider.exceptions import KlingValidationError
+from kling_provider.hooks.storage import HeaderCheck, is_local, resolve_destination, write_file_atomically
 
 if TYPE_CHECKING:
     from PIL.Image import Image
@@ -61,8 +62,6 @@ def decode_frame(video: Any, at: float | None = None, conn_id: str | None = None
     require_review_extra("poster")
     import av
 
-    from kling_provider.hooks.storage import is_local, resolve_destination
-
     if at is not None and not at >= 0:
         raise KlingValidationError(f"poster_at: must be a time in seconds >= 0 (got {at!r})", param="poster_at")
     path = resolve_destination(video, conn_id)
@@ -99,8 +98,6 @@ def save_poster(
 ) -> PosterFrame:
     """Decode the frame at ``at`` (default: the middle) of the saved video and write it as a JPEG
     beside it (``destination`` to put it elsewhere), atomically. Returns where and what."""
-    from kling_provider.hooks.storage import HeaderCheck, resolve_destination, write_file_atomically
-
     image, time_s = decode_frame(video_uri, at, conn_id)
     buffer = io.BytesIO()
     image.save(buffer, format="JPEG", quality=JPEG_QUALITY)

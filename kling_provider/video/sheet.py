@@ -26,6 +26,8 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from kling_provider.exceptions import KlingValidationError
+from kling_provider.hooks.storage import HeaderCheck, resolve_destination, write_file_atomically
+from kling_provider.video.poster import require_review_extra
 
 if TYPE_CHECKING:
     from PIL.Image import Image
@@ -78,12 +80,8 @@ def contact_sheet(
     "label_box"}]}`` with boxes as ``[x, y, width, height]`` in the sheet, tile ``i`` being
     ``results[i]``, laid out left to right, then top to bottom.
     """
-    from kling_provider.video.poster import require_review_extra
-
     require_review_extra("contact_sheet")
     from PIL import Image
-
-    from kling_provider.hooks.storage import HeaderCheck, write_file_atomically
 
     # By index: iterating a mapped task's lazy XCom sequence asks for one item past the end (an
     # "XCom not found" error in the task log).
@@ -151,8 +149,6 @@ def _check_arguments(
 
 def _open_poster(result: Mapping[str, Any], conn_id: str | None) -> Image:
     from PIL import Image
-
-    from kling_provider.hooks.storage import resolve_destination
 
     path = resolve_destination(result["poster_uri"], conn_id)
     with path.open("rb") as handle:
