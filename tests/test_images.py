@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from kling_provider.exceptions import KlingValidationError
-from kling_provider.models.images import MAX_IMAGE_BYTES, ImageInfo, inspect_image, validate_image
+from kling_provider.images import MAX_IMAGE_BYTES, ImageInfo, inspect_image, validate_image
 from kling_provider.testing.media import make_jpeg, make_mp4, make_png
 
 

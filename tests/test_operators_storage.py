@@ -27,7 +27,7 @@ import pytest
 from hook.support import MAX_ATTEMPTS, SimEnv, open_env, text_request
 
 from kling_provider.exceptions import KlingServerError
-from kling_provider.hooks.storage import _PART_SIZE, VerifiedWriter
+from kling_provider.storage import _PART_SIZE, VerifiedWriter
 from kling_provider.testing import Fault
 from kling_provider.testing.media import make_mp4, mp4_info
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from kling_provider.hooks.storage import VerifiedWriter
+from kling_provider.storage import VerifiedWriter
 from kling_provider.testing.media import make_mp4
 
 VIDEO = make_mp4(64, 64, 0.5)

@@ -269,7 +269,7 @@ def test_importing_the_provider_does_not_import_pyav_or_pillow() -> None:
 
     code = (
         "import sys, kling_provider, kling_provider.operators.kling, kling_provider.video, "
-        "kling_provider.video.poster, kling_provider.video.sheet, kling_provider.hooks.storage; "
+        "kling_provider.video.poster, kling_provider.video.sheet, kling_provider.storage; "
         "print(sorted(m for m in ('av', 'PIL') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout

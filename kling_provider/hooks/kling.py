@@ -48,9 +48,9 @@ from kling_provider.hooks.plans import (
 from kling_provider.hooks.polling import PollPolicy
 from kling_provider.hooks.ratelimit import RateLimiter, limiter_for
 from kling_provider.hooks.retry import CallKind, RetryPolicy
-from kling_provider.hooks.storage import VerifiedWriter, destination_uri, resolve_destination
-from kling_provider.models.images import validate_image
+from kling_provider.images import validate_image
 from kling_provider.models.responses import FileUploadResponse, Task
+from kling_provider.storage import VerifiedWriter, destination_uri, resolve_destination
 
 if sys.version_info >= (3, 11):
     from typing import assert_never

@@ -223,7 +223,7 @@ class _VideoOperator(BaseKlingOperator):
                 expires,
             )
             return None
-        from kling_provider.hooks.storage import resolve_destination
+        from kling_provider.storage import resolve_destination
 
         # No sidecar may describe the old video while (or after) the new one replaces it.
         reuse.forget(resolve_destination(str(self.output_uri), self.output_conn_id))
@@ -316,7 +316,7 @@ class _VideoOperator(BaseKlingOperator):
     ) -> dict[str, Any] | None:
         if not self.output_uri:
             return None
-        from kling_provider.hooks.storage import destination_uri, file_size, resolve_destination
+        from kling_provider.storage import destination_uri, file_size, resolve_destination
 
         self._fingerprint = self._request_fingerprint(hook, kwargs, request)
 
@@ -388,7 +388,7 @@ class _VideoOperator(BaseKlingOperator):
         saved_uri = result.get("output_uri")
         if not saved_uri or not self.output_uri or self._fingerprint is None:
             return
-        from kling_provider.hooks.storage import resolve_destination
+        from kling_provider.storage import resolve_destination
 
         reuse.record(resolve_destination(str(self.output_uri), self.output_conn_id), task.id, self._fingerprint, result)
 
@@ -397,7 +397,7 @@ class _VideoOperator(BaseKlingOperator):
         expires; then nothing, said in the log (an extra link can only be a URL or empty)."""
         saved = result.get("output_uri")
         if saved and self.output_uri:
-            from kling_provider.hooks.storage import resolve_destination
+            from kling_provider.storage import resolve_destination
 
             browsable = browser_url(str(saved), resolve_destination(str(self.output_uri), self.output_conn_id))
             if browsable:

@@ -34,8 +34,8 @@ from openlineage.client.facet_v2 import RunFacet
 
 from kling_provider import __version__
 from kling_provider.hooks.connection import DEFAULT_API_HOST
-from kling_provider.hooks.storage import destination_uri
 from kling_provider.operators.lineage_facts import LineageFacts, LineageSubject, authority
+from kling_provider.storage import destination_uri
 
 log = logging.getLogger(__name__)
 

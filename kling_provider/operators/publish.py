@@ -1,6 +1,6 @@
 """Publish a reviewed video: an atomic copy to where published videos live, and an Asset event.
 
-The copy goes through the same writer as downloads (:class:`~kling_provider.hooks.storage.VerifiedWriter`):
+The copy goes through the same writer as downloads (:class:`~kling_provider.storage.VerifiedWriter`):
 counted against the source's size, checked for an MP4 header, and only then renamed (local disk)
 or completed (S3) under the published name. A reader of the published location therefore sees
 the previous video or the new one, never half of one; a crash leaves at most a hidden part file.
@@ -24,7 +24,7 @@ from kling_provider.exceptions import KlingValidationError
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-# kling_provider.hooks.storage is imported by the functions that write: a DAG file importing this
+# kling_provider.storage is imported by the functions that write: a DAG file importing this
 # module to declare its tasks does not load it (bench #4).
 
 __all__ = ["PublishedVideo", "publish_chosen", "publish_video"]
@@ -51,7 +51,7 @@ def publish_video(
     Both may be local paths, ``file://`` URIs or object-storage URIs (read and written with the
     given connections). An existing published video is replaced in one step.
     """
-    from kling_provider.hooks.storage import VerifiedWriter, destination_uri, resolve_destination
+    from kling_provider.storage import VerifiedWriter, destination_uri, resolve_destination
 
     for name, value in (("source_uri", source_uri), ("target_uri", target_uri)):
         if not isinstance(value, str) or not value.strip():

@@ -29,7 +29,7 @@ from typing import Any
 from kling_provider.exceptions import KlingValidationError
 from kling_provider.models.untrusted import exact_str, show
 
-# kling_provider.hooks.storage is imported by the functions that touch files: this module is loaded
+# kling_provider.storage is imported by the functions that touch files: this module is loaded
 # when a video operator is built, in every DAG file (bench #4).
 
 #: What ``if_exists`` accepts: ``"skip"`` returns the saved result when the request is the same
@@ -121,20 +121,20 @@ def sidecar_path(target: Any) -> Any:
 
 
 def read_sidecar(target: Any) -> Sidecar | None:
-    from kling_provider.hooks.storage import read_small_file
+    from kling_provider.storage import read_small_file
 
     return Sidecar.from_json(read_small_file(sidecar_path(target), MAX_SIDECAR_BYTES))
 
 
 def write_sidecar(target: Any, sidecar: Sidecar) -> None:
-    from kling_provider.hooks.storage import write_small_file
+    from kling_provider.storage import write_small_file
 
     write_small_file(sidecar_path(target), sidecar.to_json())
 
 
 def record(target: Any, task_id: str, fingerprint: str, result: dict[str, Any]) -> None:
     """Write the sidecar of the video just saved at ``target`` from EvoLink task ``task_id``."""
-    from kling_provider.hooks.storage import file_size
+    from kling_provider.storage import file_size
 
     size = file_size(target)
     if size is None:  # pragma: no cover - the video has just been written
@@ -158,7 +158,7 @@ def record(target: Any, task_id: str, fingerprint: str, result: dict[str, Any]) 
 
 def forget(target: Any) -> None:
     """Remove the sidecar before the video under it is replaced (see the module docstring)."""
-    from kling_provider.hooks.storage import file_size, remove_file
+    from kling_provider.storage import file_size, remove_file
 
     path = sidecar_path(target)
     # Looked at first: on a versioned bucket, deleting a key that is not there adds a delete marker.
@@ -168,7 +168,7 @@ def forget(target: Any) -> None:
 
 def video_is_intact(target: Any, sidecar: Sidecar) -> bool:
     """The video the sidecar describes is still there: same size, and an MP4 header."""
-    from kling_provider.hooks.storage import file_size, is_mp4_header, read_head
+    from kling_provider.storage import file_size, is_mp4_header, read_head
 
     if file_size(target) != sidecar.video_size:
         return False

@@ -84,7 +84,7 @@ def read_video_info_at(location: Any, conn_id: str | None = None) -> VideoInfo:
 
     Object storage is read with ranged requests of :data:`READ_BLOCK` bytes.
     """
-    from kling_provider.hooks.storage import is_local, resolve_destination  # it imports this module
+    from kling_provider.storage import is_local, resolve_destination  # it imports this module
 
     path = resolve_destination(location, conn_id)
     if is_local(path):

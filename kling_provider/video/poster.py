@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 from kling_provider.exceptions import KlingValidationError
-from kling_provider.hooks.storage import HeaderCheck, is_local, resolve_destination, write_file_atomically
+from kling_provider.storage import HeaderCheck, is_local, resolve_destination, write_file_atomically
 
 if TYPE_CHECKING:
     from PIL.Image import Image

@@ -26,7 +26,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from kling_provider.exceptions import KlingValidationError
-from kling_provider.hooks.storage import HeaderCheck, resolve_destination, write_file_atomically
+from kling_provider.storage import HeaderCheck, resolve_destination, write_file_atomically
 from kling_provider.video.poster import require_review_extra
 
 if TYPE_CHECKING:

@@ -11,7 +11,7 @@ import os
 import time
 from pathlib import Path
 
-from kling_provider.hooks.storage import VerifiedWriter
+from kling_provider.storage import VerifiedWriter
 from kling_provider.testing.media import make_mp4
 
 VIDEO = make_mp4(320, 320, 1.0)

@@ -1,4 +1,5 @@
-"""Write a downloaded video so that the final path only ever holds a complete, checked file.
+"""Write a file (a downloaded video, a poster, a sidecar) so that its final path only ever holds
+a complete, checked file; and resolve where it goes (a local path or object storage).
 
 The bytes are counted against the expected length and checked as they pass (an MP4 must start
 with ``ftyp`` and must not end inside a box: :class:`~kling_provider.video.mp4.Mp4StreamCheck`)
