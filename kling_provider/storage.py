@@ -317,6 +317,23 @@ def read_small_file(path: Any, limit: int) -> bytes | None:
     return bytes(data) if len(data) <= limit else None
 
 
+def unwritable_reason(path: Any) -> str | None:
+    """Why a local destination can never be written, or None: checked before anything is paid
+    for, so a video is not bought only to find no place for it. The folders still to be made must
+    hang off a folder this process may write in. (An object store's permissions show only when
+    writing; it is not checked.)"""
+    if not _is_local(path):
+        return None
+    ancestor = Path(os.path.abspath(path)).parent
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        return f"{ancestor} is not a folder"
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        return f"no permission to write in {ancestor}"
+    return None
+
+
 def file_size(path: Any) -> int | None:
     """The size of a file, or None when there is none (a directory is not a file)."""
     try:

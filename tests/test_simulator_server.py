@@ -5,7 +5,7 @@ from __future__ import annotations
 import gc
 import json
 import os
-import select
+import selectors
 import subprocess
 import sys
 import threading
@@ -185,8 +185,10 @@ def cli() -> Iterator[Any]:
         )
         started.append(proc)
         assert proc.stdout is not None
-        readable, _, _ = select.select([proc.stdout], [], [], 20)
-        assert readable, "the simulator printed no base URL within 20 s"
+        # selectors, not select.select: a long session may hold descriptors above select()'s 1024.
+        with selectors.DefaultSelector() as selector:
+            selector.register(proc.stdout, selectors.EVENT_READ)
+            assert selector.select(20), "the simulator printed no base URL within 20 s"
         base_url = proc.stdout.readline().strip()
         assert base_url.startswith("http://127.0.0.1:"), base_url
         wait_for(lambda: _answers(base_url), 20, "the command-line simulator to answer")

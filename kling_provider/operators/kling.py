@@ -16,6 +16,7 @@ documents every argument, the shared ones too (:data:`VIDEO_PARAMS`, :data:`.BAS
 
 from __future__ import annotations
 
+import errno
 import os
 import time
 from collections.abc import Mapping, Sequence
@@ -61,6 +62,8 @@ if TYPE_CHECKING:
 #: found; cannot create asset event", then "Emitting event for inactive AssetModel"), and every
 #: saved video is a new asset (docs/logs.md).
 DEFAULT_ASSET_ALIAS = "kling-videos"
+#: What the path itself rules out (a name too long, a file where a folder must be): the input's fault.
+_UNWRITABLE_PATH = frozenset({errno.ENAMETOOLONG, errno.ENOTDIR})
 
 
 #: The arguments text- and image-to-video share (:class:`_VideoOperator`), and what they return;
@@ -316,7 +319,7 @@ class _VideoOperator(BaseKlingOperator):
     ) -> dict[str, Any] | None:
         if not self.output_uri:
             return None
-        from kling_provider.storage import destination_uri, file_size, resolve_destination
+        from kling_provider.storage import destination_uri, file_size, resolve_destination, unwritable_reason
 
         self._fingerprint = self._request_fingerprint(hook, kwargs, request)
 
@@ -327,6 +330,14 @@ class _VideoOperator(BaseKlingOperator):
             raise
         except ValueError as err:  # a scheme no filesystem is registered for (https://...): before any POST
             raise KlingValidationError(f"output_uri: cannot be written to ({err})", param="output_uri") from None
+        except OSError as err:
+            if err.errno not in _UNWRITABLE_PATH:
+                raise  # the storage itself (permissions, an outage): the try fails and retries
+            reason = os.strerror(err.errno) if err.errno else str(err)
+            raise KlingValidationError(f"output_uri: cannot be written to ({reason})", param="output_uri") from None
+        unwritable = unwritable_reason(target)
+        if unwritable is not None:
+            raise KlingValidationError(f"output_uri: cannot be written to ({unwritable})", param="output_uri")
         # Saved by an earlier try of this same task instance, which then died before finishing.
         ours = sidecar is not None and prior is not None and sidecar.task_id == prior.task_id
         same = sidecar is not None and self.if_exists == "skip" and sidecar.fingerprint == self._fingerprint

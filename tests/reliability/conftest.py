@@ -28,7 +28,8 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
             f"rejected by field {FIGURES.rejected_at_parse + FIGURES.rejected_at_execute} "
             f"({FIGURES.rejected_at_parse} when the DAG is parsed, {FIGURES.rejected_at_execute} at execute, "
             f"before any request), undefined connection ids {FIGURES.undefined_connection}, "
-            f"other exceptions {FIGURES.crashed - FIGURES.undefined_connection}"
+            f"s3 output unreachable here {FIGURES.storage_unreachable}, "
+            f"other exceptions {FIGURES.crashed - FIGURES.undefined_connection - FIGURES.storage_unreachable}"
         )
 
 

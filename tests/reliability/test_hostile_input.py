@@ -245,6 +245,8 @@ def test_operator_settings_of_the_wrong_kind(operator_class: type[Any], field: s
     [
         ("output_uri", 5),
         ("output_uri", ["/tmp/a.mp4"]),
+        ("output_uri", "x" * 2000),  # a file name longer than any filesystem allows
+        ("output_uri", "/dev/null/a.mp4"),  # a file where a folder must be
         ("output_conn_id", 5),
         ("asset_alias", 5),
         ("asset_alias", "x" * 2000),
