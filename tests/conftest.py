@@ -9,6 +9,12 @@ import tempfile
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
+
+# CI runs the same property-test examples every time (a seed per test): a red CI then means this
+# change broke something, never that a random draw found an old bug. Local runs keep exploring.
+settings.register_profile("ci", derandomize=True, print_blob=True)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 # Airflow reads its configuration at import time: point it at a throwaway home first.
 _home = Path(os.environ.get("KLING_TEST_AIRFLOW_HOME") or tempfile.mkdtemp(prefix="kling-airflow-home-"))
