@@ -243,6 +243,39 @@ def test_deferrable_by_default_with_a_provider_switch(monkeypatch: pytest.Monkey
     monkeypatch.setenv("AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE", "True")
     assert KlingTextToVideoOperator(task_id="t", prompt="x").deferrable is True
     assert KlingTextToVideoOperator(task_id="t", prompt="x", deferrable=False).deferrable is False
+    # Read when asked for (not stored at construction): the setting the worker has when it runs.
+    operator = KlingTextToVideoOperator(task_id="t", prompt="x")
+    monkeypatch.setenv("AIRFLOW__KLING__DEFAULT_DEFERRABLE", "True")
+    monkeypatch.setenv("AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE", "False")
+    assert operator.deferrable is True
+    operator.deferrable = False
+    assert operator.deferrable is False
+
+
+def test_stored_arguments_have_no_airflow_conversion(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The operators set their own attributes past ``BaseOperator.__setattr__`` (``_store``, for
+    parse speed), which is the same only while Airflow has no ``_convert_<name>`` hook for them
+    (it has some: ``_convert_retries``, ``_convert__dag``...)."""
+    from airflow.sdk import BaseOperator
+
+    from kling_provider.operators.base import BaseKlingOperator
+
+    stored: set[str] = set()
+    store = BaseKlingOperator._store
+
+    def recording(self: BaseKlingOperator, **values: Any) -> None:
+        stored.update(values)
+        store(self, **values)
+
+    monkeypatch.setattr(BaseKlingOperator, "_store", recording)
+    text = KlingTextToVideoOperator(task_id="t", prompt="x", duration=7, output_uri="s3://b/k.mp4")
+    KlingImageToVideoOperator(task_id="i", image_start="https://example.com/a.png")
+    KlingCreateElementOperator(
+        task_id="e", element_name="n", element_description="d", refer_video="https://example.com/v.mp4"
+    )
+    assert {"kling_conn_id", "timeout", "prompt", "duration", "image_start", "element_name"} <= stored
+    assert sorted(name for name in stored if hasattr(BaseOperator, f"_convert_{name}")) == []
+    assert (text.duration, text.output_uri, text.timeout) == (7, "s3://b/k.mp4", 3600.0)
 
 
 def test_output_argument_name_does_not_clash_with_base_operator() -> None:

@@ -29,7 +29,7 @@ import numbers
 import os
 import re
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -46,7 +46,6 @@ from kling_provider.exceptions import (
     is_retryable_task_code,
 )
 from kling_provider.models.untrusted import exact_str, show
-from kling_provider.operators.lineage_facts import LineageFacts, LineageSubject
 from kling_provider.operators.mapping import UNKNOWN, CheckedPartial, MappedValue
 
 if TYPE_CHECKING:
@@ -55,11 +54,13 @@ if TYPE_CHECKING:
 
     from kling_provider.hooks.kling import KlingHook
     from kling_provider.models import KlingRequest, Task
+    from kling_provider.operators.lineage_facts import LineageFacts, LineageSubject
     from kling_provider.operators.state import PendingSubmit, RemoteTask, TaskStateStore
     from kling_provider.pricing import CostEstimate
 
-# Methods import the hook, trigger, pricing, request/response models and task state where they
-# use them: a DAG file builds operators without loading any of those (bench #4, bench/README.md).
+# Methods import the hook, trigger, pricing, request/response models, task state and lineage facts
+# where they use them: a DAG file builds operators without loading any of those (bench #4,
+# bench/README.md).
 
 #: Result links live 24 hours after completion (EvoLink docs).
 LINK_LIFETIME = timedelta(hours=24)
@@ -141,8 +142,13 @@ def default_deferrable() -> bool:
     )
 
 
+_PLAIN_SCALARS = frozenset({int, float, bool})
+
+
 def _is_template(value: Any) -> bool:
     """A Jinja string or an XComArg: only known once the task runs."""
+    if value is None or type(value) in _PLAIN_SCALARS:  # most arguments: no slow ABC check
+        return False
     if isinstance(value, str):
         return "{{" in value or "{%" in value
     if isinstance(value, Mapping):
@@ -184,6 +190,17 @@ class BaseKlingOperator(BaseOperator):
     #: When the EvoLink task was submitted (unix seconds), for the closing log line.
     _submitted_at: float | None = None
 
+    # Arguments as stored by __init__ (see _store).
+    kling_conn_id: str
+    model: str | None
+    callback_url: str | None
+    max_credits: float | None
+    _deferrable: bool | None
+    timeout: float
+    image_conn_id: str | None
+    poll_policy: dict[str, float]
+    http_retry_policy: dict[str, float]
+
     def __init__(
         self,
         *,
@@ -203,24 +220,46 @@ class BaseKlingOperator(BaseOperator):
         # The operator's own settings are checked like the request: a wrong kind of value is a
         # KlingValidationError naming the argument when the DAG is parsed, not a TypeError (or a
         # busy poll loop) in a task that already paid for its video.
-        self.kling_conn_id = _conn_id("kling_conn_id", kling_conn_id, required=True)
-        self.model = model
-        self.callback_url = callback_url
         if max_credits is not None and not (_finite(max_credits) or 0) > 0:
             raise KlingValidationError(
                 f"max_credits: must be a positive number (got {show(max_credits)})", param="max_credits"
             )
-        self.max_credits = max_credits
         if deferrable is not None and not isinstance(deferrable, bool):
             raise KlingValidationError(
                 f"deferrable: must be True or False (got {show(deferrable)})", param="deferrable"
             )
-        self.deferrable = default_deferrable() if deferrable is None else deferrable
-        self.timeout = _timeout_seconds(timeout)
-        self.image_conn_id = _conn_id("image_conn_id", image_conn_id)
-        self.poll_policy = _policy_settings("poll_policy", poll_policy, _poll_policy_fields())
-        # Not "retry_policy": Airflow 3.3's BaseOperator has that argument (task-level retries).
-        self.http_retry_policy = _policy_settings("http_retry_policy", http_retry_policy, _retry_policy_fields())
+        self._store(
+            kling_conn_id=_conn_id("kling_conn_id", kling_conn_id, required=True),
+            model=model,
+            callback_url=callback_url,
+            max_credits=max_credits,
+            _deferrable=deferrable,
+            timeout=_timeout_seconds(timeout),
+            image_conn_id=_conn_id("image_conn_id", image_conn_id),
+            poll_policy=_policy_settings("poll_policy", poll_policy, _poll_policy_fields),
+            # Not "retry_policy": Airflow 3.3's BaseOperator has that argument (task-level retries).
+            http_retry_policy=_policy_settings("http_retry_policy", http_retry_policy, _retry_policy_fields),
+        )
+
+    def _store(self, **values: Any) -> None:
+        """Set the operator's own attributes while ``__init__`` runs, past ``BaseOperator.__setattr__``.
+
+        Until the operator is built, that method only runs a ``_convert_<name>`` hook (Airflow has
+        none for these names; tests/test_operators_parse.py checks) and tracks nothing else, so
+        the result is the same; it costs ~1 us an attribute, ~6 ms of a 200-task DAG's parse
+        (bench #4). Declare each stored attribute on the class for mypy.
+        """
+        vars(self).update(values)
+
+    @property
+    def deferrable(self) -> bool:
+        """``deferrable=`` as given, else the deployment's setting (:func:`default_deferrable`),
+        read when asked for (reading configuration costs ~20 us an operator while parsing)."""
+        return default_deferrable() if self._deferrable is None else self._deferrable
+
+    @deferrable.setter
+    def deferrable(self, value: bool | None) -> None:
+        self._deferrable = value
 
     # -- subclass hooks ---------------------------------------------------------------------
 
@@ -354,6 +393,7 @@ class BaseKlingOperator(BaseOperator):
 
     def execute(self, context: Context) -> Any:
         from kling_provider import pricing
+        from kling_provider.operators.lineage_facts import LineageFacts
         from kling_provider.operators.state import PendingSubmit, RemoteTask, state_store_for
 
         kwargs = self.request_arguments()
@@ -433,6 +473,7 @@ class BaseKlingOperator(BaseOperator):
         The event is checked first (:meth:`.KlingTaskEvent.from_dict`): anything else fails the
         try with what is wrong with it, and a retry re-attaches to the stored task.
         """
+        from kling_provider.operators.lineage_facts import LineageFacts
         from kling_provider.pricing import CostEstimate
         from kling_provider.triggers.events import EventStatus, KlingTaskEvent
 
@@ -578,6 +619,7 @@ class BaseKlingOperator(BaseOperator):
     ) -> Any:
 
         from kling_provider.models.responses import TaskStatus
+        from kling_provider.operators.lineage_facts import LineageFacts
         from kling_provider.operators.state import RemoteTask, state_store_for
 
         self._lineage = LineageFacts.of(task, estimate)
@@ -642,6 +684,8 @@ class BaseKlingOperator(BaseOperator):
 
     def lineage_subject(self) -> LineageSubject:
         """What lineage reports of this run; subclasses add the inputs, elements and output they have."""
+        from kling_provider.operators.lineage_facts import LineageSubject
+
         return LineageSubject(kling_conn_id=self.kling_conn_id, api_base_url=self._api_base_url, facts=self._lineage)
 
     def _api_base_url(self) -> str:
@@ -707,16 +751,18 @@ def _poll_policy_fields() -> dict[str, str]:
     return {f.name: _POSITIVE if f.name == "min_interval" else _NON_NEGATIVE for f in dataclasses.fields(PollPolicy)}
 
 
-def _policy_settings(name: str, value: Any, known: Mapping[str, str]) -> dict[str, float]:
+def _policy_settings(name: str, value: Any, fields: Callable[[], Mapping[str, str]]) -> dict[str, float]:
     """A policy given as a plain mapping: known settings only, each a number of the right kind.
 
     Checked when the operator is built, so a typo fails the DAG file, not a task that already
-    paid for a video.
+    paid for a video. ``fields`` is only called for a policy that is given: it imports the hook
+    modules, which a DAG without policies does not need while it is parsed (bench #4).
     """
     if value is None:
         return {}
     if not isinstance(value, Mapping):
         raise KlingValidationError(f"{name}: must be a mapping of settings (got {type(value).__name__})", param=name)
+    known = fields()
     settings: dict[str, float] = {}
     for key, item in value.items():
         if key not in known:

@@ -41,18 +41,19 @@ from kling_provider.operators.base import (
     lazy_request_model,
     with_base_params,
 )
-from kling_provider.operators.lineage_facts import LineageFacts, LineageSubject, flatten
 from kling_provider.operators.links import browser_url, decided_link
 from kling_provider.operators.mapping import UNKNOWN
 
-# Storage, the video checks and the poster are imported by the methods that save a video: a DAG
-# file builds operators without loading them (bench #4).
+# Storage, the video checks, the poster and the lineage facts (two frozen dataclasses, ~1 ms each
+# to define) are imported by the methods that use them: a DAG file builds operators without
+# loading them (bench #4).
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
     from kling_provider.hooks.kling import KlingHook, SavedVideo
     from kling_provider.models import KlingRequest, Task
+    from kling_provider.operators.lineage_facts import LineageSubject
     from kling_provider.operators.state import RemoteTask
     from kling_provider.pricing import CostEstimate
 
@@ -141,6 +142,26 @@ class _VideoOperator(BaseKlingOperator):
     operator_extra_links = (KlingVideoLink(),)
     placeholders: ClassVar[dict[str, Any]] = {"elements[]": "element-placeholder-{i}"}
 
+    # Arguments as stored by __init__ (BaseKlingOperator._store).
+    if_exists: str
+    prompt: str | None
+    negative_prompt: str | None
+    duration: int
+    quality: str
+    sound: bool
+    multi_shot: bool | None
+    shot_type: str | None
+    shots: Sequence[Any] | None
+    watermark: bool | None
+    elements: Sequence[str] | None
+    aspect_ratio: str | None
+    output_uri: str | None
+    output_conn_id: str | None
+    asset_alias: str | None
+    on_mismatch: str
+    poster: bool
+    poster_at: float | None
+
     def __init__(
         self,
         *,
@@ -161,9 +182,10 @@ class _VideoOperator(BaseKlingOperator):
         poster: bool = False,
         poster_at: float | None = None,
         if_exists: str = "skip",
+        aspect_ratio: str | None = None,
         **kwargs: Any,
     ) -> None:
-        self.if_exists = reuse.check_if_exists(if_exists)
+        if_exists = reuse.check_if_exists(if_exists)
         asset_alias = _check_output_settings(output_uri, output_conn_id, asset_alias)
         _check_review_settings(output_uri, on_mismatch, poster, poster_at)
         if output_uri is not None and asset_alias:
@@ -171,23 +193,27 @@ class _VideoOperator(BaseKlingOperator):
             outlets.append(AssetAlias(name=asset_alias))
             kwargs["outlets"] = outlets
         super().__init__(**kwargs)
-        self.prompt = prompt
-        self.negative_prompt = negative_prompt
-        self.duration = duration
-        self.quality = quality
-        self.sound = sound
-        self.multi_shot = multi_shot
-        self.shot_type = shot_type
-        self.shots = list(shots) if isinstance(shots, list | tuple) else shots
-        self.watermark = watermark
-        self.elements = elements
-        # An exact str: storage and re-run code call its methods (a str subclass's own may differ).
-        self.output_uri = exact_str(output_uri)
-        self.output_conn_id = exact_str(output_conn_id)
-        self.asset_alias = asset_alias if output_uri is not None else None
-        self.on_mismatch = on_mismatch
-        self.poster = poster
-        self.poster_at = poster_at
+        self._store(
+            if_exists=if_exists,
+            prompt=prompt,
+            negative_prompt=negative_prompt,
+            duration=duration,
+            quality=quality,
+            sound=sound,
+            multi_shot=multi_shot,
+            shot_type=shot_type,
+            shots=list(shots) if isinstance(shots, list | tuple) else shots,
+            watermark=watermark,
+            elements=elements,
+            aspect_ratio=aspect_ratio,
+            # An exact str: storage and re-run code call its methods (a str subclass's own may differ).
+            output_uri=exact_str(output_uri),
+            output_conn_id=exact_str(output_conn_id),
+            asset_alias=asset_alias if output_uri is not None else None,
+            on_mismatch=on_mismatch,
+            poster=poster,
+            poster_at=poster_at,
+        )
         self._validate_literals()
 
     def request_arguments(self) -> dict[str, Any]:
@@ -210,9 +236,12 @@ class _VideoOperator(BaseKlingOperator):
             "watermark": self.watermark,
             "elements": _empty_as_none(self.elements),
             "callback_url": self.callback_url,
+            "aspect_ratio": self.aspect_ratio,
         }
 
     def lineage_subject(self) -> LineageSubject:
+        from kling_provider.operators.lineage_facts import flatten
+
         return replace(super().lineage_subject(), elements=flatten(self.elements), output_uri=self.output_uri)
 
     def save_output(self, context: Context, task: Task, observed_at: float) -> str | None:
@@ -265,7 +294,7 @@ class _VideoOperator(BaseKlingOperator):
             duration=self.duration,
             quality=self.quality,
             sound=self.sound,
-            aspect_ratio=getattr(self, "aspect_ratio", None),
+            aspect_ratio=self.aspect_ratio,
         )
         if mismatches:
             message = (
@@ -370,6 +399,8 @@ class _VideoOperator(BaseKlingOperator):
         return None
 
     def _reuse(self, sidecar: Any) -> dict[str, Any]:
+        from kling_provider.operators.lineage_facts import LineageFacts
+
         result = {**sidecar.result, "reused": True}
         self._lineage = LineageFacts(
             sidecar.task_id, model=sidecar.model, status="completed", credits_reserved=sidecar.credits
@@ -468,13 +499,6 @@ class KlingTextToVideoOperator(_VideoOperator):
 
     request_class = lazy_request_model("TextToVideoRequest")
 
-    def __init__(self, *, aspect_ratio: str | None = None, **kwargs: Any) -> None:
-        self.aspect_ratio = aspect_ratio
-        super().__init__(**kwargs)
-
-    def request_arguments(self) -> dict[str, Any]:
-        return {**super().request_arguments(), "aspect_ratio": self.aspect_ratio}
-
 
 @with_base_params(VIDEO_PARAMS, BASE_PARAMS)
 class KlingImageToVideoOperator(_VideoOperator):
@@ -506,19 +530,25 @@ class KlingImageToVideoOperator(_VideoOperator):
     template_fields: Sequence[str] = (*_VideoOperator.template_fields, "image_start", "image_end", "image_urls")
     image_fields: ClassVar[Sequence[str]] = ("image_start", "image_end", "image_urls")
 
+    # Arguments as stored by __init__ (BaseKlingOperator._store).
+    image_start: Any
+    image_end: Any
+    image_urls: Sequence[Any] | None
+
     def __init__(
         self,
         *,
         image_start: Any = None,
         image_end: Any = None,
         image_urls: Sequence[Any] | None = None,
-        aspect_ratio: str | None = None,
         **kwargs: Any,
     ) -> None:
-        self.image_start = image_start
-        self.image_end = image_end
-        self.image_urls = list(image_urls) if isinstance(image_urls, list | tuple) else image_urls
-        self.aspect_ratio = aspect_ratio
+        # Before the video operator's __init__, whose parse-time check reads them.
+        self._store(
+            image_start=image_start,
+            image_end=image_end,
+            image_urls=list(image_urls) if isinstance(image_urls, list | tuple) else image_urls,
+        )
         super().__init__(**kwargs)
 
     placeholders: ClassVar[dict[str, Any]] = {
@@ -534,10 +564,11 @@ class KlingImageToVideoOperator(_VideoOperator):
             "image_start": self.image_start,
             "image_end": self.image_end,
             "image_urls": _empty_as_none(self.image_urls),
-            "aspect_ratio": self.aspect_ratio,
         }
 
     def lineage_subject(self) -> LineageSubject:
+        from kling_provider.operators.lineage_facts import flatten
+
         inputs = flatten(self.image_start, self.image_end, self.image_urls)
         return replace(super().lineage_subject(), inputs=inputs)
 
@@ -583,6 +614,15 @@ class KlingCreateElementOperator(BaseKlingOperator):
         "refer_video": "https://example.com/placeholder.mp4",
     }
 
+    # Arguments as stored by __init__ (BaseKlingOperator._store).
+    element_name: str
+    element_description: str
+    frontal_image: Any
+    refer_images: Sequence[Any] | None
+    refer_video: str | None
+    element_voice_id: str | None
+    reference_type: str | None
+
     def __init__(
         self,
         *,
@@ -596,13 +636,15 @@ class KlingCreateElementOperator(BaseKlingOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self.element_name = element_name
-        self.element_description = element_description
-        self.frontal_image = frontal_image
-        self.refer_images = list(refer_images) if isinstance(refer_images, list | tuple) else refer_images
-        self.refer_video = refer_video
-        self.element_voice_id = element_voice_id
-        self.reference_type = reference_type
+        self._store(
+            element_name=element_name,
+            element_description=element_description,
+            frontal_image=frontal_image,
+            refer_images=list(refer_images) if isinstance(refer_images, list | tuple) else refer_images,
+            refer_video=refer_video,
+            element_voice_id=element_voice_id,
+            reference_type=reference_type,
+        )
         self._validate_literals()
 
     def request_arguments(self) -> dict[str, Any]:
@@ -618,6 +660,8 @@ class KlingCreateElementOperator(BaseKlingOperator):
         }
 
     def lineage_subject(self) -> LineageSubject:
+        from kling_provider.operators.lineage_facts import flatten
+
         inputs = flatten(self.frontal_image, self.refer_images, self.refer_video)
         return replace(super().lineage_subject(), inputs=inputs)
 
