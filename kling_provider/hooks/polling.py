@@ -10,8 +10,10 @@ waits (estimates drift), and polls at a short tail interval once the task is ove
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from kling_provider.models.responses import Task
+if TYPE_CHECKING:
+    from kling_provider.models.responses import Task
 
 
 @dataclass(frozen=True)

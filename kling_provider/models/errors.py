@@ -7,7 +7,6 @@ truncated: a 100 000-character prompt must not flood the log.
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple, NoReturn, TypeVar
 
@@ -118,6 +117,8 @@ def _unknown_field(loc: Sequence[str | int], model: type[BaseModel], label: str)
         owner = _model_in(field.annotation) if field is not None else None
     message = f"unknown field for {label}"
     if owner is not None:
+        import difflib  # only for a message: not imported with the models (bench #4)
+
         close = difflib.get_close_matches(name, list(owner.model_fields), n=1, cutoff=0.6)
         if close:
             message += f"; did you mean {close[0]!r}?"
