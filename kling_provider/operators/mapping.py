@@ -23,10 +23,9 @@ check: for ``partial()``, and for each literal item.
 
 from __future__ import annotations
 
-import contextlib
 import contextvars
 import functools
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk.definitions.mappedoperator import OperatorPartial
@@ -67,23 +66,24 @@ class KlingOperatorPartial(OperatorPartial):
 
     def expand(self, **mapped_kwargs: Any) -> MappedOperator:
         if mapped_kwargs:  # else Airflow's own TypeError
-            with self._refused():
+            try:
                 check_expand(self, mapped_kwargs)
+            except KlingValidationError:
+                self._refused()
+                raise
         return super().expand(**mapped_kwargs)
 
     def expand_kwargs(self, kwargs: Any, *, strict: bool = True) -> MappedOperator:
-        with self._refused():
+        try:
             check_expand_kwargs(self, kwargs, strict=strict)
+        except KlingValidationError:
+            self._refused()
+            raise
         return super().expand_kwargs(kwargs, strict=strict)
 
-    @contextlib.contextmanager
-    def _refused(self) -> Iterator[None]:
+    def _refused(self) -> None:
         """A refused expansion is reported once, by its error, not also as "never mapped"."""
-        try:
-            yield
-        except KlingValidationError:
-            self._expand_called = True
-            raise
+        self._expand_called = True
 
 
 class CheckedPartial:
@@ -203,28 +203,20 @@ def _check(
             kwargs[name] = _MAPPED
         else:
             kwargs.pop(name, None)  # its default stands in (see the module docstring)
-    # Not the deployment's: a check builds nothing that waits (and reading the setting costs).
-    kwargs.setdefault("deferrable", True)
+    # No contextlib.contextmanager here: this runs for every mapped task of a DAG file (bench #4).
+    token = UNKNOWN.set(frozenset(unknown))
     try:
-        with _unknown(unknown):
-            cls(**kwargs, _airflow_from_mapped=True)
+        cls(**kwargs, _airflow_from_mapped=True)
     except KlingValidationError as err:
         if where is None:
             raise
         raise _named(err, where) from None
+    finally:
+        UNKNOWN.reset(token)
 
 
 def _resolvable(value: Any) -> bool:
     return value is not None and not isinstance(value, str | int | float | bool) and hasattr(value, "resolve")
-
-
-@contextlib.contextmanager
-def _unknown(names: set[str]) -> Iterator[None]:
-    token = UNKNOWN.set(frozenset(names))
-    try:
-        yield
-    finally:
-        UNKNOWN.reset(token)
 
 
 def _named(err: KlingValidationError, where: str) -> KlingValidationError:
