@@ -507,7 +507,6 @@ class BaseKlingOperator(BaseOperator):
                 raise KlingNotFoundError(received.message + " A retry submits a new generation.")
         if received.retryable:
             raise KlingError(received.message)
-
         raise AirflowFailException(received.message)
 
     def _check_budget(self, estimate: CostEstimate, at_least: bool = False) -> None:
@@ -621,7 +620,6 @@ class BaseKlingOperator(BaseOperator):
     def _finish(
         self, context: Context, task: Task, estimate: CostEstimate | None, observed_at: float | None = None
     ) -> Any:
-
         from kling_provider.models.responses import TaskStatus
         from kling_provider.operators.lineage_facts import LineageFacts
         from kling_provider.operators.state import RemoteTask, state_store_for

@@ -25,9 +25,12 @@ from __future__ import annotations
 
 import contextvars
 import functools
+import inspect
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from airflow.sdk import BaseOperator
+from airflow.sdk.bases.operator import partial as airflow_partial
 from airflow.sdk.definitions.mappedoperator import OperatorPartial
 
 from kling_provider.exceptions import KlingValidationError
@@ -102,8 +105,6 @@ class CheckedPartial:
 
 
 def _partial(cls: type, **kwargs: Any) -> KlingOperatorPartial:
-    from airflow.sdk.bases.operator import partial as airflow_partial
-
     made = airflow_partial(cls, **kwargs)
     made.__class__ = KlingOperatorPartial  # the same object, with the checking expand methods
     return made  # type: ignore[return-value]
@@ -154,8 +155,6 @@ def _operator(partial: OperatorPartial) -> type[BaseKlingOperator]:
 @functools.cache
 def _argument_names(cls: type) -> frozenset[str]:
     """The keyword arguments of the Kling operator class itself (not BaseOperator's)."""
-    from airflow.sdk import BaseOperator
-
     names: set[str] = set()
     for klass in cls.mro():
         if klass is BaseOperator:
@@ -168,8 +167,6 @@ def _argument_names(cls: type) -> frozenset[str]:
 @functools.cache
 def _required_names(cls: type) -> frozenset[str]:
     """Arguments without a default (a row must give them: they stand in as present)."""
-    import inspect
-
     names: set[str] = set()
     for klass in cls.mro():
         init = klass.__dict__.get("__init__")

@@ -20,6 +20,8 @@ import json
 from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 
+from airflow.sdk import Variable
+
 STATE_KEY = "kling_task"
 
 
@@ -130,18 +132,12 @@ class _VariableTaskStateStore:
         self.key = f"kling_provider.task_state.{hashlib.sha256(scope.encode()).hexdigest()[:32]}"
 
     def load(self) -> Record | None:
-        from airflow.sdk import Variable
-
         return _from_json(Variable.get(self.key, default=None))
 
     def save(self, record: Record) -> None:
-        from airflow.sdk import Variable
-
         Variable.set(self.key, json.dumps(_to_json(record)), description="airflow-provider-kling: task being waited on")
 
     def clear(self) -> None:
-        from airflow.sdk import Variable
-
         delete = getattr(Variable, "delete", None)
         if delete is not None:
             try:
