@@ -418,7 +418,7 @@ class BaseKlingOperator(BaseOperator):
             self._publish_link(context, reused)
             return reused
         if isinstance(record, PendingSubmit):
-            self._after_interrupted_submit(store, record, context)
+            self._after_interrupted_submit(store, record)
         task = self._resume(hook, prior)
         if task is not None:
             self._lineage = LineageFacts.of(task, estimate)
@@ -570,7 +570,7 @@ class BaseKlingOperator(BaseOperator):
             store.clear()  # answered, with an error: nothing was created
             raise
 
-    def _after_interrupted_submit(self, store: TaskStateStore, pending: PendingSubmit, context: Context) -> None:
+    def _after_interrupted_submit(self, store: TaskStateStore, pending: PendingSubmit) -> None:
         """An earlier try stopped inside its create call: fail for good the first time, saying what
         to look for; submit anew on the try after (someone cleared the task, having looked)."""
         when = datetime.fromtimestamp(pending.sent_at, tz=timezone.utc).isoformat(timespec="seconds")
