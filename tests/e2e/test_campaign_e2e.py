@@ -176,7 +176,11 @@ def test_twenty_mapped_generations_each_pay_once_through_the_triggerer(
         "credits": pytest.approx(PRODUCTS * CREDITS_EACH),
         "usd": pytest.approx(PRODUCTS * USD_EACH),
         "mismatched": 0,
+        "reused": 0,
+        "credits_this_run": pytest.approx(PRODUCTS * CREDITS_EACH),
+        "usd_this_run": pytest.approx(PRODUCTS * USD_EACH),
     }
+    assert not any(item["reused"] for item in manifest["items"])
     print(f"\ncampaign of {PRODUCTS} on a real Airflow: {first_run.seconds:.1f} s from trigger to end")
 
 
@@ -201,6 +205,9 @@ def test_clearing_the_run_pays_for_nothing_again(
     assert after["run_id"] == first_run.run_id
     assert (first_run.folder / "manifest.json").stat().st_mtime >= cleared_at, "the manifest was not written again"
     assert [i["evolink_task_id"] for i in after["items"]] == [i["evolink_task_id"] for i in before["items"]]
+    # The catalogue's videos cost what they did; this run reused every one and paid nothing.
+    assert all(item["reused"] for item in after["items"])
+    assert after["totals"] == {**before["totals"], "reused": PRODUCTS, "credits_this_run": 0, "usd_this_run": 0}
     assert {sku: _digest(first_run.folder / f"{sku}.mp4") for sku in videos} == videos, "a saved video changed"
     logs = _task_logs(campaign_cluster)
     skipped = {
